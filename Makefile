@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make book` and `make test`.
+# Each creates .venv if missing and installs the pinned packages first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= cpu
+
+.PHONY: book test bench venv clean student
+
+venv: $(STAMP)
+
+# torch first: the CPU wheel of 2.13.0 is on these machines; a range would pull CUDA builds.
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[book,test,llm]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Execute stale chapters at the cpu profile (nothing, when the committed ones are current),
+# regenerate the scoreboard, then render. Warnings are errors.
+book: $(STAMP)
+	$(VENV)/bin/kdlib run --all --profile $(PROFILE)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+# Student versions of every chapter (solutions removed) into _build/student/.
+student: $(STAMP)
+	$(VENV)/bin/kdlib student --all
+
+clean:
+	rm -rf _build _runs
