@@ -1,0 +1,187 @@
+"""Data: digits with fixed splits (cpu profile), CIFAR-100 (paper profile), and subsets.
+
+Everything is returned as in-memory tensors: 1,797 digits need no DataLoader, and
+CIFAR-100 (50k x 3 x 32 x 32 uint8 = 150 MB) fits on any GPU, where it is augmented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------- digits (cpu profile)
+
+DIGITS_SPLIT_SEED = 0  # the split is part of the book: fixed, stratified 60/20/20
+
+
+def digits(split_seed: int = DIGITS_SPLIT_SEED) -> dict:
+    """scikit-learn's 8x8 digits, scaled to [0, 1], split 60/20/20 stratified.
+
+    Returns {"train": (x, y), "val": (x, y), "test": (x, y)} with x float32 (n, 64)
+    and y int64 (n,). Use `as_images` for a CNN.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = bunch.data.astype(np.float32) / 16.0
+    y = bunch.target.astype(np.int64)
+    x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.4, stratify=y, random_state=split_seed)
+    x_val, x_test, y_val, y_test = train_test_split(
+        x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=split_seed
+    )
+    t = torch.from_numpy
+    return {
+        "train": (t(x_train), t(y_train)),
+        "val": (t(x_val), t(y_val)),
+        "test": (t(x_test), t(y_test)),
+    }
+
+
+def as_images(x):
+    """(n, 64) digits -> (n, 1, 8, 8) images for convolutional models."""
+    return x.reshape(-1, 1, 8, 8)
+
+
+def stratified_subset(data, fraction: float, seed: int):
+    """A class-balanced random `fraction` of `data = (x, y, ...)` (at least one sample per class)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"stratified_subset: fraction must be in (0, 1], got {fraction}")
+    y = data[1]
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        n = max(1, round(fraction * len(idx)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:n]])
+    keep = torch.sort(torch.cat(keep)).values
+    return tuple(t[keep] for t in data)
+
+
+def without_class(data, cls: int):
+    """`data` with every sample of class `cls` removed (Hinton et al.'s missing-3s transfer set)."""
+    keep = data[1] != cls
+    return tuple(t[keep] for t in data)
+
+
+def only_class(data, cls: int):
+    keep = data[1] == cls
+    return tuple(t[keep] for t in data)
+
+
+def binarised(data, n_classes: int = 2):
+    """Few-class relabelling y -> y mod n_classes (LELP's CIFAR-100-bin and digits-bin)."""
+    return (data[0], data[1] % n_classes, *data[2:])
+
+
+# ---------------------------------------------------------------- CIFAR-100 (paper profile)
+
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"  # the archive's published checksum
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)  # RepDistiller's normalisation
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+
+
+def cache_dir() -> Path:
+    """$KDLIB_CACHE, else the user cache folder (~/.cache/kdlib)."""
+    root = os.environ.get("KDLIB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kdlib"
+    )
+    return Path(root)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, dest: Path) -> None:
+    """Download atomically: a partial file never takes the final name."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cifar100(root=None, download: bool = True, url: str = CIFAR100_URL, md5: str | None = CIFAR100_MD5) -> dict:
+    """CIFAR-100 (fine labels) as uint8 tensors: {"train": (x, y), "test": (x, y)}, x (n, 3, 32, 32).
+
+    Looks for `cifar-100-python.tar.gz` (checked against its md5) or the extracted
+    `cifar-100-python/` folder under `root` (default: <cache>/cifar100). Downloads
+    from the canonical URL when missing and allowed; offline, raises one clear error
+    saying where to put the archive. No code path of the tests or the cpu profile calls this.
+    """
+    root = Path(root) if root is not None else cache_dir() / "cifar100"
+    folder = root / "cifar-100-python"
+    archive = root / "cifar-100-python.tar.gz"
+    if not (folder / "train").exists():
+        if not archive.exists():
+            if not download:
+                raise FileNotFoundError(f"CIFAR-100 not found: put cifar-100-python.tar.gz in {root}")
+            try:
+                _download(url, archive)
+            except OSError as err:
+                raise RuntimeError(
+                    f"CIFAR-100 download from {url} failed ({err}); offline? put cifar-100-python.tar.gz in {root}"
+                ) from None
+        if md5 is not None and _md5(archive) != md5:
+            raise RuntimeError(f"CIFAR-100 archive {archive} fails its md5 check (corrupt or partial): delete it")
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+    return {split: _read_cifar_batch(folder / split, label_key=b"fine_labels") for split in ("train", "test")}
+
+
+def _read_cifar_batch(path: Path, label_key: bytes):
+    if not path.exists():
+        raise FileNotFoundError(f"CIFAR batch file missing: {path}")
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="bytes")
+    x = torch.from_numpy(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+    y = torch.tensor(entry[label_key], dtype=torch.int64)
+    return x, y
+
+
+def normalize_cifar(x, mean=CIFAR100_MEAN, std=CIFAR100_STD):
+    """uint8 (n, 3, 32, 32) -> normalised float32, on whatever device x lives."""
+    mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255.0 - mean) / std
+
+
+def crop_flip(x, generator, padding: int = 4):
+    """The CIFAR train augmentation (pad-4 random crop, horizontal flip), batched on x's device.
+
+    x: (n, C, H, W) float. generator: a CPU torch.Generator (draws are made on the
+    CPU, so results are identical on any device). Zero padding as in torchvision's
+    RandomCrop(32, padding=4).
+    """
+    n, _, h, w = x.shape
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    padded = F.pad(x, (padding,) * 4)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, H, 1)
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
+    cols = cols[:, None, None, :]  # (n, 1, 1, W)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]

@@ -1,0 +1,251 @@
+"""Distillation losses as pure functions of tensors.
+
+Conventions, fixed once for the whole book and tested in tests/test_losses.py:
+
+* Logits are ``(N, C)`` for classification or ``(N, T, V)`` for sequences; the
+  class / vocabulary axis is always the last one.
+* Forward KL is KL(teacher || student): the teacher's distribution is the target.
+* Reduction is ``batchmean``: sum over classes, mean over samples (or over the
+  tokens where ``mask`` is true, for sequences). Every loss returns a scalar.
+* The T^2 factor lives inside the temperature-scaled KD term (``kd_loss`` and
+  ``dkd_loss``); the other divergences take a temperature but no T^2.
+* Loss *weights* (alpha, beta of a method) are applied by the method, never here.
+  The exceptions are DKD's alpha/beta and GKD's beta, which are part of the
+  paper's definition of the loss itself.
+* Everything is computed in float32, whatever the input precision.
+* Sequence shift (``logits[:, :-1]`` against ``tokens[:, 1:]``) is the caller's job:
+  these functions compare distributions position by position.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "kd_loss",
+    "reverse_kl",
+    "generalized_jsd",
+    "tvd",
+    "skew_forward_kl",
+    "skew_reverse_kl",
+    "logit_mse",
+    "dkd_terms",
+    "dkd_loss",
+    "soft_cross_entropy",
+]
+
+
+def _log_probs(logits, temperature):
+    return F.log_softmax(logits.float() / temperature, dim=-1)
+
+
+def _reduce(per_position, mask=None):
+    """Mean over samples / tokens; with a mask, over the positions where it is true."""
+    if mask is None:
+        return per_position.mean()
+    mask = mask.to(per_position.dtype)
+    return (per_position * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _kl(log_p, log_q):
+    """Per-position KL(p || q) from log-probabilities, (..., C) -> (...)."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def kd_loss(student_logits, teacher_logits, temperature, mask=None):
+    """Hinton, Vinyals & Dean 2015, Eq. 2 (soft-target term): T^2 * KL(p_t^T || p_s^T).
+
+    student_logits, teacher_logits: (N, C) or (N, T, V); mask: None or (N, T) bool.
+    Returns a scalar (batchmean). The T^2 factor keeps the gradient scale of the
+    soft term comparable across temperatures (paper, Sec. 2).
+    """
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    return temperature**2 * _reduce(_kl(log_p_t, log_p_s), mask)
+
+
+def reverse_kl(student_logits, teacher_logits, temperature=1.0, mask=None):
+    """Reverse KL, KL(p_s || p_t): the mode-seeking divergence of MiniLLM (Gu et al. 2024, Eq. 1).
+
+    Shapes as ``kd_loss``. No T^2 factor. Returns a scalar (batchmean).
+    """
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    return _reduce(_kl(log_p_s, log_p_t), mask)
+
+
+def generalized_jsd(student_logits, teacher_logits, beta=0.5, temperature=1.0, mask=None):
+    """Generalized Jensen-Shannon divergence of GKD (Agarwal et al. 2024, Eq. 3).
+
+    JSD_beta = beta * KL(p_t || m) + (1 - beta) * KL(p_s || m),  m = beta p_t + (1 - beta) p_s.
+
+    beta = 0 returns forward KL(p_t || p_s) and beta = 1 reverse KL(p_s || p_t)
+    exactly (as TRL's GKDTrainer does); in between it is GKD's unnormalised JSD,
+    which tends to beta * FKL as beta -> 0 and to (1 - beta) * RKL as beta -> 1,
+    and is symmetric in (p_s, p_t) at beta = 0.5. Shapes as ``kd_loss``.
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"generalized_jsd: beta must be in [0, 1], got {beta}")
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    if beta == 0.0:
+        return _reduce(_kl(log_p_t, log_p_s), mask)
+    if beta == 1.0:
+        return _reduce(_kl(log_p_s, log_p_t), mask)
+    log_m = torch.logsumexp(
+        torch.stack([log_p_t + math.log(beta), log_p_s + math.log(1 - beta)]), dim=0
+    )
+    jsd = beta * _kl(log_p_t, log_m) + (1 - beta) * _kl(log_p_s, log_m)
+    return _reduce(jsd, mask)
+
+
+def tvd(student_logits, teacher_logits, temperature=1.0, mask=None):
+    """Total variation distance, 0.5 * sum_c |p_t - p_s| (DistiLLM / DistillKit baseline).
+
+    Bounded in [0, 1]. Shapes as ``kd_loss``. Returns a scalar (batchmean).
+    """
+    p_s = _log_probs(student_logits, temperature).exp()
+    p_t = _log_probs(teacher_logits, temperature).exp()
+    return _reduce(0.5 * (p_t - p_s).abs().sum(-1), mask)
+
+
+def _skew_log_mix(log_p, log_q, alpha):
+    """log(alpha * p + (1 - alpha) * q), computed in log space."""
+    if alpha == 0.0:
+        return log_q
+    return torch.logsumexp(torch.stack([log_p + math.log(alpha), log_q + math.log(1 - alpha)]), dim=0)
+
+
+def skew_forward_kl(student_logits, teacher_logits, alpha=0.1, temperature=1.0, mask=None):
+    """DistiLLM skew forward KL (Ko et al. 2024, Eq. 4): KL(p_t || alpha p_t + (1 - alpha) p_s).
+
+    alpha = 0 is forward KL; the mixture keeps the loss finite where p_s -> 0,
+    which is the paper's stability argument. Shapes as ``kd_loss``.
+    """
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"skew_forward_kl: alpha must be in [0, 1), got {alpha}")
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    return _reduce(_kl(log_p_t, _skew_log_mix(log_p_t, log_p_s, alpha)), mask)
+
+
+def skew_reverse_kl(student_logits, teacher_logits, alpha=0.1, temperature=1.0, mask=None):
+    """DistiLLM skew reverse KL (Ko et al. 2024, Eq. 5): KL(p_s || (1 - alpha) p_t + alpha p_s).
+
+    alpha = 0 is reverse KL. Shapes as ``kd_loss``.
+    """
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"skew_reverse_kl: alpha must be in [0, 1), got {alpha}")
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    return _reduce(_kl(log_p_s, _skew_log_mix(log_p_s, log_p_t, alpha)), mask)
+
+
+def logit_mse(student_logits, teacher_logits, mask=None):
+    """Logit matching (Ba & Caruana 2014): 0.5 * sum_c (z_s - z_t)^2, mean over samples.
+
+    Hinton et al. 2015 (Sec. 2.1) show KD tends to this as T -> infinity when the
+    logits have zero mean per sample. Shapes as ``kd_loss``.
+    """
+    diff = student_logits.float() - teacher_logits.float()
+    return _reduce(0.5 * diff.pow(2).sum(-1), mask)
+
+
+def soft_cross_entropy(student_logits, target_probs, mask=None):
+    """Cross-entropy to a soft target, -sum_c q_c log p_s,c (BAN's and LELP's target loss).
+
+    target_probs: same shape as the logits, rows summing to one. Returns a scalar.
+    """
+    log_p_s = F.log_softmax(student_logits.float(), dim=-1)
+    return _reduce(-(target_probs.float() * log_p_s).sum(-1), mask)
+
+
+def dkd_terms(student_logits, teacher_logits, target, temperature):
+    """Per-sample TCKD and NCKD of Decoupled KD (Zhao et al. 2022, Eq. 7), without T^2.
+
+    TCKD = KL(b_t || b_s) over the binary [target, non-target] distribution;
+    NCKD = KL(p^_t || p^_s) over the classes other than the target, renormalised.
+    Also returns the teacher's target probability p_t,gt, so that
+    KL(p_t || p_s) = TCKD + (1 - p_t,gt) * NCKD holds per sample (Eq. 7).
+    target: (N,) or (N, T) class indices. Returns three tensors of shape target.shape.
+    """
+    log_p_s = _log_probs(student_logits, temperature)
+    log_p_t = _log_probs(teacher_logits, temperature)
+    gt = F.one_hot(target, log_p_s.shape[-1]).bool()
+
+    def binary(log_p):  # log [p_gt, 1 - p_gt], (..., 2)
+        log_gt = log_p.masked_fill(~gt, -math.inf).logsumexp(-1)
+        log_rest = log_p.masked_fill(gt, -math.inf).logsumexp(-1)
+        return torch.stack([log_gt, log_rest], dim=-1)
+
+    def non_target(log_p):  # renormalised over the non-target classes; target entry -> 0 mass
+        masked = log_p.masked_fill(gt, -math.inf)
+        return masked - masked.logsumexp(-1, keepdim=True)
+
+    b_s, b_t = binary(log_p_s), binary(log_p_t)
+    tckd = _kl(b_t, b_s)
+    n_s, n_t = non_target(log_p_s), non_target(log_p_t)
+    # the target entry is exp(-inf) * (-inf - -inf) = nan; it carries no mass, so zero it
+    nckd = (n_t.exp() * (n_t - n_s)).masked_fill(gt, 0.0).sum(-1)
+    return tckd, nckd, b_t[..., 0].exp()
+
+
+def dkd_loss(student_logits, teacher_logits, target, alpha, beta, temperature, mask=None):
+    """Decoupled KD (Zhao et al. 2022, Eq. 8): alpha * TCKD + beta * NCKD, with T^2 inside.
+
+    No warm-up here: mdistiller's linear 20-epoch warm-up belongs to the method.
+    Shapes: logits (N, C) or (N, T, V); target (N,) or (N, T). Returns a scalar.
+    """
+    tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, target, temperature)
+    return temperature**2 * _reduce(alpha * tckd + beta * nckd, mask)
+
+
+# ------------------------------------------------- Born-Again Networks: target transforms (BAN)
+
+
+def cwtm_weights(teacher_logits):
+    """Born-Again Networks (Furlanello et al. 2018, Sec. 3.2), CWTM: per-sample label-CE weights.
+
+    w_s = max_c p_t(c | x_s) / sum_u max_c p_t(c | x_u), the teacher's confidence normalised
+    over the batch, so the weights sum to one and sum_s w_s CE(y_s, p_s) is a weighted mean.
+    Only the teacher's max confidence is used; its other entries (the dark knowledge) are not.
+    teacher_logits: (N, C). Returns (N,) float32, detached (no gradient into the teacher).
+    """
+    confidence = F.softmax(teacher_logits.detach().float(), dim=-1).amax(-1)
+    return confidence / confidence.sum()
+
+
+def dkpp_permute(teacher_probs, generator=None):
+    """Born-Again Networks (Furlanello et al. 2018, Sec. 3.2), DKPP: permuted dark knowledge.
+
+    Each row keeps its argmax entry in place; the other C - 1 entries are randomly permuted
+    among the non-argmax positions (a fresh permutation per row), destroying the class-similarity
+    structure while keeping the confidence and the set of values. Works on probabilities or on
+    logits alike (softmax commutes with permutations). teacher_probs: (N, C). Returns (N, C),
+    detached; draws from `generator` (a CPU torch.Generator) or the global stream.
+    """
+    values = teacher_probs.detach()
+    n, c = values.shape
+    top = values.argmax(-1, keepdim=True)  # (N, 1)
+    positions = torch.arange(c, device=values.device).expand(n, c)
+    others = positions[positions != top].view(n, c - 1)  # non-argmax positions, (N, C-1)
+    order = torch.rand(n, c - 1, generator=generator).argsort(-1).to(values.device)
+    shuffled = values.gather(1, others.gather(1, order))
+    return values.scatter(1, others, shuffled)
+
+
+def subclass_kd_loss(student_logits, target_probs, temperature=1.0, mask=None):
+    """(Pseudo-)subclass distillation: T^2 * KL(q || softmax(z_s / T)) over C*k subclasses.
+
+    Subclass Distillation (Müller et al. 2020) and LELP (Loo et al. 2024, Sec. 3): the
+    target q is already a distribution (the teacher's pseudo-subclass probabilities, built
+    at temperature T), so it is passed as probabilities; zero entries are allowed.
+    student_logits, target_probs: (N, C*k). Returns a scalar (batchmean), T^2 inside.
+    """
+    log_p_s = _log_probs(student_logits, temperature)
+    q = target_probs.float()
+    kl = (torch.xlogy(q, q) - q * log_p_s).sum(-1)
+    return temperature**2 * _reduce(kl, mask)

@@ -1,0 +1,49 @@
+"""Distilling the Knowledge in a Neural Network (Hinton, Vinyals & Dean, 2015)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import kd_loss, logit_mse
+from .base import Method
+
+
+class KD(Method):
+    """Hinton KD: (1 - alpha) * CE(y, p_s) + alpha * T^2 KL(p_t^T || p_s^T)  (Eq. 2).
+
+    Defaults are the CRD protocol's (RepDistiller `-r 0.1 -a 0.9`, T = 4).
+    alpha = 1 trains on soft targets only (the paper's missing-class experiment).
+    """
+
+    def __init__(self, temperature=4.0, alpha=0.9):
+        super().__init__()
+        self.temperature, self.alpha = temperature, alpha
+
+    def forward(self, student, teacher, batch):
+        x, y = batch[0], batch[1]
+        student_logits = student(x)
+        with torch.no_grad():
+            teacher_logits = teacher(x)
+        terms = {"kd": self.alpha * kd_loss(student_logits, teacher_logits, self.temperature)}
+        if self.alpha < 1:
+            terms["ce"] = (1 - self.alpha) * F.cross_entropy(student_logits, y)
+        return terms
+
+
+class LogitMatching(Method):
+    """Ba & Caruana 2014: regress the teacher's logits, 0.5 ||z_s - z_t||^2 (KD's T -> inf limit)."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, student, teacher, batch):
+        x, y = batch[0], batch[1]
+        student_logits = student(x)
+        with torch.no_grad():
+            teacher_logits = teacher(x)
+        terms = {"mse": self.alpha * logit_mse(student_logits, teacher_logits)}
+        if self.alpha < 1:
+            terms["ce"] = (1 - self.alpha) * F.cross_entropy(student_logits, y)
+        return terms

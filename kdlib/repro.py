@@ -1,0 +1,95 @@
+"""Seeding, determinism and provenance: reproducibility is an output of every run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "transformers", "papermill", "kdlib")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch.Generator seeded with `seed`."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use `n` intra-op threads (default: $KDLIB_THREADS or all cores, at most 8)."""
+    n = n or int(os.environ.get("KDLIB_THREADS", 0)) or min(os.cpu_count() or 1, 8)
+    torch.set_num_threads(n)
+    return n
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def git_state(root: Path = REPO_ROOT) -> dict:
+    """The commit and whether the work tree differs from it (None outside a git checkout)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"sha": None, "dirty": None}
+    if sha.returncode != 0:
+        return {"sha": None, "dirty": None}
+    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware() -> dict:
+    info = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def provenance() -> dict:
+    """Git sha (+ dirty flag), package versions and hardware of this process."""
+    return {"git": git_state(), "packages": package_versions(), "hardware": hardware()}
+
+
+class Timer:
+    """Named wall-clock durations: `with timer("teacher"): ...`, then `timer.durations`."""
+
+    def __init__(self):
+        self.durations: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.durations[name] = self.durations.get(name, 0.0) + time.perf_counter() - start

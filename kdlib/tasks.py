@@ -1,0 +1,99 @@
+"""A task = the splits a chapter trains and tests on, ready for the one training loop.
+
+Chapters switch between the cpu profile (digits) and the paper profile (CIFAR-100
+under the CRD protocol) with one parameter, ``dataset``; this module hides the
+difference: data as tensors on the right device, the augmentation, the recipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import data as kdata
+from . import repro
+
+# The CRD protocol (RepDistiller / mdistiller, anchors.md): 240 epochs, SGD 0.05
+# (0.01 for MobileNet/ShuffleNet students), momentum 0.9, wd 5e-4, batch 64, x0.1 at 150/180/210.
+CRD_RECIPE = {
+    "epochs": 240, "lr": 0.05, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
+    "batch_size": 64, "lr_milestones": [150, 180, 210], "lr_gamma": 0.1,
+}
+LIGHT_STUDENTS = ("mobilenetv2", "shufflenetv1", "shufflenetv2")
+
+
+def crd_recipe(student_arch: str, epochs: int | None = None) -> dict:
+    """The CRD recipe for a student, with the lr of light students and optionally fewer epochs
+    (milestones scaled proportionally, so a short smoke run keeps the schedule's shape)."""
+    recipe = dict(CRD_RECIPE)
+    if student_arch in LIGHT_STUDENTS:
+        recipe["lr"] = 0.01
+    if epochs is not None and epochs != recipe["epochs"]:
+        recipe["lr_milestones"] = [round(m * epochs / recipe["epochs"]) for m in recipe["lr_milestones"]]
+        recipe["epochs"] = epochs
+    return recipe
+
+
+@dataclass
+class Task:
+    name: str
+    train: tuple
+    val: tuple | None
+    test: tuple
+    num_classes: int
+    augment: object = None  # augment(x, generator) -> x, or None
+    device: torch.device = torch.device("cpu")
+
+
+def load_task(dataset: str, data_root: str = "", max_train: int = 0, device=None, binary: bool = False) -> Task:
+    """'digits' (fixed 60/20/20 split, flat 64-d inputs) or 'cifar100' (normalised, on `device`).
+
+    max_train > 0 keeps a stratified slice of the training set (smoke runs).
+    binary=True relabels y -> y mod 2 (few-class chapters).
+    """
+    if dataset == "digits":
+        splits = kdata.digits()
+        train, val, test = splits["train"], splits["val"], splits["test"]
+        num_classes, augment, device = 10, None, torch.device("cpu")
+    elif dataset == "cifar100":
+        device = torch.device(device) if device else repro.default_device()
+        splits = kdata.cifar100(root=data_root or None)
+        train, test = splits["train"], splits["test"]
+        train = (kdata.normalize_cifar(train[0].to(device)), train[1].to(device))
+        test = (kdata.normalize_cifar(test[0].to(device)), test[1].to(device))
+        val, num_classes, augment = None, 100, kdata.crop_flip  # the CRD protocol has no val split
+    else:
+        raise ValueError(f"unknown dataset {dataset!r} (use 'digits' or 'cifar100')")
+    if max_train and max_train < len(train[0]):
+        train = kdata.stratified_subset(train, max_train / len(train[0]), seed=0)
+    if binary:
+        train, test = kdata.binarised(train), kdata.binarised(test)
+        val = kdata.binarised(val) if val is not None else None
+        num_classes = 2
+    return Task(dataset, train, val, test, num_classes, augment, device)
+
+
+def write_fake_cifar100(root, n_train: int = 200, n_test: int = 100, seed: int = 0):
+    """Write random images in the CIFAR-100 python format under root/cifar-100-python/.
+
+    For tests and smoke runs of the paper profile: the real loader reads them
+    exactly as it reads the real files (pickled dicts with b'data', b'fine_labels').
+    """
+    import pickle
+    from pathlib import Path
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        entry = {
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"fine_labels": [int(i % 100) for i in range(n)],
+            b"coarse_labels": [int(i % 20) for i in range(n)],
+        }
+        with open(folder / split, "wb") as f:
+            pickle.dump(entry, f)
+    return folder
