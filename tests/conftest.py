@@ -1,0 +1,33 @@
+"""Shared test set-up: everything offline, caches and results in temporary folders."""
+
+import os
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_dirs(tmp_path_factory):
+    """Teachers and results of the tests never touch the user's cache or book/_results."""
+    root = tmp_path_factory.mktemp("kdlib")
+    old = {k: os.environ.get(k) for k in ("KDLIB_CACHE", "KDLIB_RESULTS_DIR", "KDLIB_THREADS")}
+    os.environ["KDLIB_CACHE"] = str(root / "cache")
+    os.environ["KDLIB_RESULTS_DIR"] = str(root / "results")
+    os.environ["KDLIB_THREADS"] = "1"  # pytest -n 2 already uses both cores
+    torch.set_num_threads(1)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def logits():
+    """Seeded student / teacher logits and targets, (8, 10)."""
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(8, 10, generator=g)
+    teacher = 2.0 * torch.randn(8, 10, generator=g)
+    target = torch.randint(0, 10, (8,), generator=g)
+    return student, teacher, target
