@@ -13,7 +13,6 @@ venv: $(STAMP)
 # torch first: the CPU wheel of 2.13.0 is on these machines; a range would pull CUDA builds.
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e ".[book,test,llm]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

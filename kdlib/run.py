@@ -229,6 +229,10 @@ def execute(key: str, profile: str, params: dict, digest: str) -> Path:
     os.close(fd)
     # the notebook records this in its results file; only a successful run makes it current
     os.environ["KDLIB_INPUT_HASH"] = f"pending:{digest}"
+    # this interpreter's kernelspec first, so a user-level `python3` kernel cannot shadow the venv
+    venv_share = str(Path(sys.prefix) / "share" / "jupyter")
+    if venv_share not in os.environ.get("JUPYTER_PATH", ""):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [venv_share, os.environ.get("JUPYTER_PATH")]))
     try:
         pm.execute_notebook(
             str(notebook_path(key)), tmp, parameters=params, kernel_name="python3",

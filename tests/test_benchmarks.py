@@ -1,0 +1,17 @@
+"""The benchmark scripts keep working (they print ratios; no timing is asserted here)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kdlib.repro import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_paper_epoch_benchmark_runs_at_tiny_size():
+    proc = subprocess.run([sys.executable, "benchmarks/bench_cifar_epoch.py", "--images", "32", "--batch", "16"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "images/s" in proc.stdout and "data share" in proc.stdout
