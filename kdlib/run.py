@@ -161,9 +161,18 @@ def _imports(source: str, package: str) -> set[str]:
 def kdlib_modules_used(notebook: Path) -> list[Path]:
     """The kdlib source files a notebook depends on: its kdlib imports, followed transitively."""
     nb = json.loads(notebook.read_text())
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    lines = [ln for ln in code.splitlines() if ln.lstrip().startswith(("import ", "from "))]
-    todo, files = _imports("\n".join(ln.strip() for ln in lines), "kdlib"), set()
+    todo, files = set(), set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        # IPython magics and shell escapes are not Python: blank them before parsing
+        source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln
+                           for ln in "".join(cell["source"]).splitlines())
+        try:
+            todo |= _imports(source, "kdlib")
+        except SyntaxError:  # not plain Python: fall back to its single-line imports
+            lines = [ln.strip() for ln in source.splitlines() if ln.lstrip().startswith(("import ", "from "))]
+            todo |= _imports("\n".join(lines), "kdlib")
     seen = set()
     while todo:
         name = todo.pop()
