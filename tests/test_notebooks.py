@@ -40,8 +40,8 @@ def _has_cifar_paper_profile(key):
 @pytest.mark.parametrize("key", [k for k in KEYS if _has_cifar_paper_profile(k)])
 def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     """The paper profile end to end at smoke size on CIFAR-format files this test writes."""
-    write_fake_cifar100(tmp_path, n_train=200, n_test=100)
-    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=200", "seeds=2", "epochs=1", "teacher_epochs=1")
+    write_fake_cifar100(tmp_path, n_train=100, n_test=50)
+    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1")
     assert res["params"]["dataset"] == "cifar100"
     assert res["metrics"]
 
