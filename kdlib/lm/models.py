@@ -1,0 +1,148 @@
+"""Tiny causal LMs built from `transformers` configs (never from the hub), and the LM zoo.
+
+The teacher ladder and the students of Part V (papers-llm.md, Sec. 0.2):
+
+    role      name     cpu profile              params (V=69)
+    teacher   small    GPT-2, 2 layers, d=64    ~0.11M
+    teacher   medium   GPT-2, 2 layers, d=128   ~0.41M
+    teacher   large    GPT-2, 4 layers, d=128   ~0.81M
+    student   xs       GPT-2, 1 layer,  d=32    ~0.02M
+    student   s        GPT-2, 2 layers, d=64    ~0.11M
+
+A teacher is trained once on fresh oracle samples with a fixed token budget and
+cached by ``kdlib.zoo`` (content hash of its spec + this file's source).
+Dropout is off everywhere: the data are unlimited samples, not a fixed set.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kdlib import repro, zoo
+from kdlib.lm.oracle import MixtureHMMOracle
+from kdlib.lm.tokens import lm_logits, next_token_view, response_mask
+
+__all__ = ["TEACHERS", "STUDENTS", "build_lm", "lm_spec", "make_lm", "fit_lm", "get_lm",
+           "count_parameters", "oracle_stream", "sft_loss", "source_from_spec"]
+
+# name -> architecture (a flat dict; "arch" is "gpt2" or "llama")
+TEACHERS = {
+    "small": dict(arch="gpt2", n_layer=2, n_embd=64, n_head=2),
+    "medium": dict(arch="gpt2", n_layer=2, n_embd=128, n_head=4),
+    "large": dict(arch="gpt2", n_layer=4, n_embd=128, n_head=4),
+}
+STUDENTS = {
+    "xs": dict(arch="gpt2", n_layer=1, n_embd=32, n_head=1),
+    "s": dict(arch="gpt2", n_layer=2, n_embd=64, n_head=2),
+}
+
+
+def build_lm(arch, vocab_size, n_layer, n_embd, n_head, n_positions=128, seed=0):
+    """A randomly initialised GPT-2 or Llama causal LM from a config (seeded init, no dropout)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    repro.seed_everything(seed)
+    if arch == "gpt2":
+        config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd,
+                            n_layer=n_layer, n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0,
+                            attn_pdrop=0.0, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
+        model = GPT2LMHeadModel(config)
+    elif arch == "llama":
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, intermediate_size=4 * n_embd,
+                             num_hidden_layers=n_layer, num_attention_heads=n_head,
+                             num_key_value_heads=n_head, max_position_embeddings=n_positions,
+                             bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1,
+                             tie_word_embeddings=True)
+        model = LlamaForCausalLM(config)
+    else:
+        raise ValueError(f"build_lm: unknown arch {arch!r} (use 'gpt2' or 'llama')")
+    return model
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def lm_spec(source, arch, *, kind="lm-teacher", tokens=1_000_000, batch_size=64, seq_len=48,
+            lr=3e-3, seed=0):
+    """The JSON-able zoo spec of an LM trained by SFT on fresh samples of ``source``.
+
+    source: a MixtureHMMOracle (synthetic world) or a shakespeare.CharCorpus (real text).
+    tokens: the training budget in content tokens (steps = tokens / (batch_size * seq_len)).
+    """
+    return dict(kind=kind, data=source.spec(), arch=dict(arch), tokens=int(tokens),
+                batch_size=int(batch_size), seq_len=int(seq_len), lr=float(lr), seed=int(seed))
+
+
+def source_from_spec(data_spec):
+    """The oracle or corpus that a spec's "data" entry describes."""
+    if data_spec["kind"] == "tinyshakespeare":
+        from kdlib.lm.shakespeare import CharCorpus
+
+        return CharCorpus(held_out_fraction=data_spec["held_out_fraction"])
+    return MixtureHMMOracle.from_spec(data_spec)
+
+
+def make_lm(spec):
+    """zoo ``make``: the untrained model of an ``lm_spec``."""
+    vocab_size = source_from_spec(spec["data"]).vocab_size
+    return build_lm(vocab_size=vocab_size, n_positions=max(128, spec["seq_len"] + 1),
+                    seed=spec["seed"], **spec["arch"])
+
+
+def fit_lm(model, spec):
+    """zoo ``fit``: SFT (next-token cross-entropy) on fresh samples; returns its quality.
+
+    Oracle: KL(oracle || model) per token (``golden_fkl``) on 512 held-out oracle
+    sequences (seed 10_000, never trained on). Real text: ``heldout_nll`` in nats
+    per character on the held-out split.
+    """
+    from kdlib.lm.methods import SFT
+    from kdlib.lm.metrics import golden_token_kl, heldout_nll
+    from kdlib.train import train
+
+    source = source_from_spec(spec["data"])
+    steps = max(1, spec["tokens"] // (spec["batch_size"] * spec["seq_len"]))
+    if isinstance(source, MixtureHMMOracle):
+        data = oracle_stream(source, spec["batch_size"], spec["seq_len"])
+    else:
+        data = source.stream(spec["batch_size"], spec["seq_len"])
+    arch = spec["arch"]
+    train(model, SFT(source.n_vocab), data, steps=steps, lr=spec["lr"], optimizer="adamw",
+          lr_schedule="cosine", seed=spec["seed"], progress=spec.get("_progress", True),
+          desc=f"{spec['kind']} {arch['arch']} L{arch['n_layer']} d{arch['n_embd']}")
+    metrics = dict(steps=steps, parameters=count_parameters(model))
+    if isinstance(source, MixtureHMMOracle):
+        held_out = source.sample(512, spec["seq_len"], generator=torch.Generator().manual_seed(10_000))
+        metrics.update(golden_fkl=golden_token_kl(source, model, held_out), entropy_rate=source.entropy_rate())
+    else:
+        metrics.update(heldout_nll=heldout_nll(model, source.held_out(spec["seq_len"], 256), source.n_vocab))
+    return metrics
+
+
+def oracle_stream(oracle, batch_size, seq_len, prompt_len=1):
+    """A ``data(step, generator)`` callable for ``kdlib.train``: fresh oracle samples each step.
+
+    A batch is a dict: tokens (B, 1 + seq_len), mask (B, 1 + seq_len) true on the
+    targets (positions >= prompt_len; 1 = every content token), and the
+    generator (for methods that sample, so a run is reproducible from its seed).
+    """
+    def data(step, generator):
+        tokens = oracle.sample(batch_size, seq_len, generator=generator)
+        return {"tokens": tokens, "mask": response_mask(tokens, prompt_len), "generator": generator}
+
+    return data
+
+
+def get_lm(source, arch, progress=True, **spec_kwargs):
+    """The trained LM of ``lm_spec(source, arch, **spec_kwargs)`` from the zoo (eval mode)."""
+    return zoo.get(lm_spec(source, arch, **spec_kwargs), make=make_lm, fit=fit_lm, progress=progress)
+
+
+def sft_loss(model, tokens, mask, n_vocab):
+    """Next-token cross-entropy on the masked target tokens (mean over them)."""
+    logits, targets, target_mask = next_token_view(lm_logits(model, tokens, n_vocab), tokens, mask)
+    nll = F.cross_entropy(logits.reshape(-1, n_vocab), targets.reshape(-1), reduction="none")
+    target_mask = target_mask.reshape(-1).float()
+    return (nll * target_mask).sum() / target_mask.sum().clamp_min(1.0)

@@ -1,0 +1,45 @@
+"""The one place where a causal LM's logits are aligned with the tokens they predict.
+
+A causal LM run on tokens (N, T) returns logits (N, T, V) whose row t predicts
+token t+1. Every LM loss and metric in kdlib goes through ``next_token_view``,
+so the shift ``logits[:, :-1]`` against ``tokens[:, 1:]`` is written once.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["next_token_view", "lm_logits", "response_mask"]
+
+
+def next_token_view(logits, tokens, mask=None):
+    """Align logits with the tokens they predict.
+
+    logits: (N, T, V), row t predicting token t+1 (a model's output, or an
+    oracle's ``next_token_logprobs``); tokens: (N, T) long; mask: None or
+    (N, T) bool marking the tokens that are *targets* (e.g. the response).
+    Returns (logits[:, :-1], tokens[:, 1:], mask[:, 1:]) -- shapes (N, T-1, V),
+    (N, T-1), (N, T-1) -- with an all-true mask when none is given.
+    """
+    if mask is None:
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+    return logits[:, :-1], tokens[:, 1:].to(logits.device), mask[:, 1:].bool().to(logits.device)
+
+
+def lm_logits(model, tokens, n_vocab=None):
+    """A causal LM's logits on tokens (N, T) as float32 (N, T, n_vocab).
+
+    n_vocab keeps only the first n_vocab outputs: the oracle's content tokens.
+    Special tokens (domain tags, BOS) are inputs only, so their output logits
+    are never used -- not in losses, metrics or sampling. Tokens are moved to
+    the model's device; the logits stay there.
+    """
+    logits = model(tokens.to(next(model.parameters()).device)).logits
+    return (logits if n_vocab is None else logits[..., :n_vocab]).float()
+
+
+def response_mask(tokens, prompt_len):
+    """(N, T) bool, true on the response tokens (positions >= prompt_len)."""
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[:, prompt_len:] = True
+    return mask
