@@ -234,7 +234,10 @@ def execute(key: str, profile: str, params: dict, digest: str) -> Path:
 
     out = output_path(key, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{key}.", suffix=".ipynb")
+    # the partial notebook lives outside the book tree: an interrupted run leaves nothing there
+    scratch = ROOT / "_runs" / ".tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f"{key}.", suffix=".ipynb")
     os.close(fd)
     # the notebook records this in its results file; only a successful run makes it current
     os.environ["KDLIB_INPUT_HASH"] = f"pending:{digest}"
