@@ -21,7 +21,7 @@ def kdlib_cli(*args):
     "arg, needle",
     [
         ("temperatures=banana", "parameter 'temperatures' expects list"),
-        ("claim_temperature=banana", "parameter 'claim_temperature' expects int"),
+        ("temperature=banana", "parameter 'temperature' expects float"),
         ("no_such_param=1", "unknown parameter 'no_such_param'"),
         ("seeds=2.5", "parameter 'seeds' expects int"),
         ("logit_matching=maybe", "parameter 'logit_matching' expects bool"),
