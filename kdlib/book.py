@@ -114,7 +114,7 @@ def write_scoreboard(path=None, results_root=None, toc_keys=None) -> Path:
     path = Path(path or results_root.parent / "scoreboard.md")
     text = scoreboard_markdown(results_root, toc_keys)
     if not path.exists() or path.read_text() != text:
-        from .zoo import atomic_write_bytes
+        from .repro import atomic_write_bytes
 
         atomic_write_bytes(path, text.encode())
     return path

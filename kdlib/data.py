@@ -6,7 +6,6 @@ CIFAR-100 (50k x 3 x 32 x 32 uint8 = 150 MB) fits on any GPU, where it is augmen
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tarfile
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .repro import file_digest
 
 # ---------------------------------------------------------------- digits (cpu profile)
 
@@ -99,14 +100,6 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _download(url: str, dest: Path) -> None:
     """Download atomically: a partial file never takes the final name."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +135,7 @@ def cifar100(root=None, download: bool = True, url: str = CIFAR100_URL, md5: str
                 raise RuntimeError(
                     f"CIFAR-100 download from {url} failed ({err}); offline? put cifar-100-python.tar.gz in {root}"
                 ) from None
-        if md5 is not None and _md5(archive) != md5:
+        if md5 is not None and file_digest(archive, "md5") != md5:
             raise RuntimeError(f"CIFAR-100 archive {archive} fails its md5 check (corrupt or partial): delete it")
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(root, filter="data")

@@ -1,11 +1,13 @@
-"""Seeding, determinism and provenance: reproducibility is an output of every run."""
+"""Seeding, determinism, provenance and safe file writes: reproducibility is an output of every run."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from importlib import metadata
@@ -98,3 +100,25 @@ class Timer:
             yield
         finally:
             self.durations[name] = self.durations.get(name, 0.0) + time.perf_counter() - start
+
+
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (checkpoints, downloaded archives)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write `payload` to `path` so that a reader sees the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from . import repro
-from .zoo import atomic_write_bytes
+from .repro import atomic_write_bytes
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)

@@ -230,7 +230,7 @@ def execute(key: str, profile: str, params: dict, digest: str) -> Path:
     import papermill as pm
 
     from . import results
-    from .zoo import atomic_write_bytes
+    from .repro import atomic_write_bytes
 
     out = output_path(key, profile)
     out.parent.mkdir(parents=True, exist_ok=True)

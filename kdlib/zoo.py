@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 
 from . import data as kdata
 from . import models, repro
+from .repro import atomic_write_bytes
 from .methods.base import CE
 from .train import evaluate, train
 
@@ -56,29 +55,6 @@ def spec_key(spec: dict, make=None, fit=None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` so that a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def zoo_dir() -> Path:
     return kdata.cache_dir() / "zoo"
 
@@ -96,7 +72,7 @@ def _problem(entry: Path, key: str, make, spec):
         return "its spec does not match", None, None
     if not weights.exists():
         return "model.pt is missing", None, None
-    if sha256_file(weights) != meta.get("sha256"):
+    if repro.file_digest(weights) != meta.get("sha256"):
         return "sha256 mismatch (corrupt or modified checkpoint)", None, None
     model = make(spec)
     try:

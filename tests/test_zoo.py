@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from kdlib import zoo
+from kdlib import repro, zoo
 
 SPEC = {"data": "digits", "arch": "mlp", "arch_kwargs": {"hidden": [16]}, "seed": 0,
         "recipe": {"epochs": 2, "lr": 3e-3}}
@@ -22,7 +22,7 @@ def test_trained_once_then_loaded(cache, capsys):
     first = zoo.get(SPEC, progress=False)
     entry = cache / "zoo" / first.zoo_meta["key"]
     meta = json.loads((entry / "meta.json").read_text())
-    assert meta["sha256"] == zoo.sha256_file(entry / "model.pt")
+    assert meta["sha256"] == repro.file_digest(entry / "model.pt")
     assert 0 <= meta["metrics"]["acc"] <= 100
     mtime = os.path.getmtime(entry / "model.pt")
     second = zoo.get(SPEC, progress=False)
@@ -61,7 +61,7 @@ def test_corrupt_entry_is_reported_in_one_line_and_retrained(cache, capsys, dama
     again = zoo.get(SPEC, progress=False)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "retraining" in err[0] and model.zoo_meta["key"] in err[0]
-    assert zoo.sha256_file(weights) == json.loads(meta.read_text())["sha256"]
+    assert repro.file_digest(weights) == json.loads(meta.read_text())["sha256"]
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)  # deterministic retraining gives the same teacher
 
@@ -82,13 +82,13 @@ def test_weights_are_loaded_with_weights_only(cache, monkeypatch):
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "file.bin"
-    zoo.atomic_write_bytes(path, b"old")
+    repro.atomic_write_bytes(path, b"old")
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        zoo.atomic_write_bytes(path, b"new content")
+        repro.atomic_write_bytes(path, b"new content")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temp file left behind
