@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from . import data as kdata
-from . import repro
+from . import models, repro
 
 # The CRD protocol (RepDistiller / mdistiller, anchors.md): 240 epochs, SGD 0.05
 # (0.01 for MobileNet/ShuffleNet students), momentum 0.9, wd 5e-4, batch 64, x0.1 at 150/180/210.
@@ -72,6 +72,37 @@ def load_task(dataset: str, data_root: str = "", max_train: int = 0, device=None
         val = kdata.binarised(val) if val is not None else None
         num_classes = 2
     return Task(dataset, train, val, test, num_classes, augment, device)
+
+
+def _arch_kwargs(arch: str, hidden, dropout: float) -> dict:
+    return {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
+
+
+def make_model(arch: str, num_classes: int, hidden=(), dropout: float = 0.0, seed: int = 0):
+    """A freshly initialised model, seeded: within a seed every method starts from the same init.
+
+    `hidden` and `dropout` apply to the MLP only. Layers are built in order with the
+    classifier last, so the same seed gives the same body whatever `num_classes` is.
+    """
+    repro.seed_everything(seed)
+    return models.build(arch, num_classes=num_classes, **_arch_kwargs(arch, hidden, dropout))
+
+
+def teacher_spec(dataset: str, arch: str, num_classes: int, recipe: dict, hidden=(), dropout: float = 0.0,
+                 data_root: str = "", max_train: int = 0, binary: bool = False, seed: int = 0) -> dict:
+    """The zoo spec of a classifier teacher trained on `dataset` with `recipe`.
+
+    Chapters that build their teacher through this function with the same arguments
+    share one zoo entry (the digits MLP teacher is trained once for the whole book).
+    """
+    spec = {
+        "data": dataset, "arch": arch, "seed": seed, "recipe": recipe,
+        "arch_kwargs": _arch_kwargs(arch, hidden, dropout) | {"num_classes": num_classes},
+        "data_root": data_root, "max_train": max_train,
+    }
+    if binary:
+        spec["binary"] = True
+    return spec
 
 
 def write_fake_cifar100(root, n_train: int = 200, n_test: int = 100, seed: int = 0):

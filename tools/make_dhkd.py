@@ -74,8 +74,7 @@ from kdlib import book, data, repro, results, zoo
 from kdlib.losses import binary_kl, binary_kl_norm
 from kdlib.methods.base import CE
 from kdlib.methods.dhkd import DHKD, aux_head, classifier_of
-from kdlib.models import build
-from kdlib.tasks import load_task
+from kdlib.tasks import load_task, make_model, teacher_spec
 from kdlib.train import evaluate, predict_logits, train
 
 KEY = "dhkd"
@@ -97,11 +96,6 @@ recipe = recipe_for(epochs)
 # the nonlinear aux head has a BatchNorm: never hand it a last minibatch of one sample
 drop_last = len(task.train[0]) % batch_size == 1
 
-
-def make_model(arch, hidden, dropout=0.0, seed=0):
-    repro.seed_everything(seed)
-    kwargs = {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
-    return build(arch, num_classes=task.num_classes, **kwargs)
 
 
 timer = repro.Timer()
@@ -141,14 +135,10 @@ book.show_source(binary_kl, binary_kl_norm, aux_head, DHKD)
 **Teacher.** Trained once on the full training split and cached in the teacher zoo.
 """),
 ("code", r"""
-teacher_spec = {
-    "data": dataset, "arch": teacher_arch, "seed": 0, "recipe": recipe_for(teacher_epochs),
-    "arch_kwargs": ({"hidden": teacher_hidden, "dropout": teacher_dropout} if teacher_arch == "mlp" else {})
-    | {"num_classes": task.num_classes},
-    "data_root": data_root, "max_train": max_train,
-}
+spec = teacher_spec(dataset, teacher_arch, task.num_classes, recipe_for(teacher_epochs), hidden=teacher_hidden, dropout=teacher_dropout,
+                    data_root=data_root, max_train=max_train)
 with timer("teacher"):
-    teacher = zoo.get(teacher_spec).to(task.device)
+    teacher = zoo.get(spec).to(task.device)
 teacher_metrics = evaluate(teacher, task.test)
 print(f"teacher {teacher_arch}: test accuracy {teacher_metrics['acc']:.2f}%  (zoo key {teacher.zoo_meta['key']})")
 """),
@@ -161,7 +151,7 @@ pins the logits to the teacher's scale, while CE alone lets them grow), and for 
 steps whose two gradients conflicted.
 """),
 ("code", r"""
-feature_dim = classifier_of(make_model(student_arch, student_hidden)).in_features
+feature_dim = classifier_of(make_model(student_arch, task.num_classes, student_hidden)).in_features
 
 
 def variants():
@@ -181,7 +171,7 @@ rows = []
 with timer("students"), tqdm(total=len(seed_list) * len(variants()), desc="students") as bar:
     for seed in seed_list:
         for name, make_method in variants().items():
-            student = make_model(student_arch, student_hidden, seed=seed).to(task.device)
+            student = make_model(student_arch, task.num_classes, student_hidden, seed=seed).to(task.device)
             repro.seed_everything(seed + 10_000)  # the aux head's own initialisation
             method = make_method().to(task.device)
             train(student, method, task.train, teacher=teacher, seed=seed, augment=task.augment,
@@ -336,7 +326,7 @@ else:
 """),
 ("code", r"""
 # Solution to 1: gradient cosines of CE and BinaryKL on a single head, for one batch.
-student = make_model(student_arch, student_hidden, seed=0).to(task.device)
+student = make_model(student_arch, task.num_classes, student_hidden, seed=0).to(task.device)
 x, y = task.train[0][:256].to(task.device), task.train[1][:256].to(task.device)
 with torch.no_grad():
     teacher_logits = teacher(x)

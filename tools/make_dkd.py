@@ -75,8 +75,7 @@ from kdlib import book, data, repro, results, zoo
 from kdlib.losses import dkd_loss, dkd_terms, kd_loss
 from kdlib.methods import CE, KD
 from kdlib.methods.dkd import DKD
-from kdlib.models import build
-from kdlib.tasks import load_task
+from kdlib.tasks import load_task, make_model, teacher_spec
 from kdlib.train import evaluate, train
 
 KEY = "dkd"
@@ -88,11 +87,6 @@ recipe = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
               weight_decay=weight_decay, lr_milestones=lr_milestones or None)
 beta_list = sorted({float(b) for b in betas} | {float(beta)})
 
-
-def make_model(arch, hidden, dropout=0.0, seed=0):
-    repro.seed_everything(seed)
-    kwargs = {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
-    return build(arch, num_classes=task.num_classes, **kwargs)
 
 
 def dkd_name(b):
@@ -153,14 +147,10 @@ print(f"KL(p_t || p_s) = {lhs:.6f}   TCKD + (1 - p_t,gt) NCKD = {rhs:.6f}")
 """),
 ("code", r"""
 teacher_recipe = {**recipe, "epochs": teacher_epochs}
-teacher_spec = {
-    "data": dataset, "arch": teacher_arch, "seed": 0, "recipe": teacher_recipe,
-    "arch_kwargs": ({"hidden": teacher_hidden, "dropout": teacher_dropout} if teacher_arch == "mlp" else {})
-    | {"num_classes": task.num_classes},
-    "data_root": data_root, "max_train": max_train,
-}
+spec = teacher_spec(dataset, teacher_arch, task.num_classes, teacher_recipe, hidden=teacher_hidden, dropout=teacher_dropout,
+                    data_root=data_root, max_train=max_train)
 with timer("teacher"):
-    teacher = zoo.get(teacher_spec).to(task.device)
+    teacher = zoo.get(spec).to(task.device)
 teacher_metrics = evaluate(teacher, task.test)
 print(f"teacher {teacher_arch}: test accuracy {teacher_metrics['acc']:.2f}%  (zoo key {teacher.zoo_meta['key']})")
 """),
@@ -215,7 +205,7 @@ with timer("students"), tqdm(total=len(seed_list) * len(methods), desc="students
     for seed in seed_list:
         subset = data.stratified_subset(task.train, student_subset, seed=seed) if student_subset < 1 else task.train
         for name, method in methods.items():
-            student = make_model(student_arch, student_hidden, seed=seed).to(task.device)
+            student = make_model(student_arch, task.num_classes, student_hidden, seed=seed).to(task.device)
             train(student, method, subset, teacher=teacher, seed=seed, augment=task.augment,
                   progress=False, **recipe)
             rows.append({"seed": seed, "method": name, "beta": getattr(method, "beta", None),
@@ -360,7 +350,7 @@ else:
 # Solution to 1 (sketch): one seed, DKD at beta with and without the warm-up; the loss history shows the ramp.
 subset = data.stratified_subset(task.train, student_subset, seed=0) if student_subset < 1 else task.train
 for w in ((warmup_epochs, 0) if dataset == "digits" else ()):  # two extra full runs: digits only
-    student = make_model(student_arch, student_hidden, seed=0).to(task.device)
+    student = make_model(student_arch, task.num_classes, student_hidden, seed=0).to(task.device)
     hist = train(student, DKD(alpha=alpha, beta=beta, temperature=temperature, ce_weight=ce_weight, warmup_epochs=w),
                  subset, teacher=teacher, seed=0, augment=task.augment, progress=False, **recipe)
     print(f"warm-up {w:>2}: first losses {np.round(hist['loss'][:3], 3)}, test accuracy {evaluate(student, task.test)['acc']:.2f}%")
@@ -368,7 +358,7 @@ for w in ((warmup_epochs, 0) if dataset == "digits" else ()):  # two extra full 
 ("code", r"""
 # Solution to 2: T^2 mean(TCKD + (1 - p_gt) NCKD) is exactly KD's soft term.
 x, y = task.train[0][:256], task.train[1][:256]
-student = make_model(student_arch, student_hidden, seed=0).to(task.device)
+student = make_model(student_arch, task.num_classes, student_hidden, seed=0).to(task.device)
 with torch.no_grad():
     zs, zt = student(x), teacher(x)
 tckd, nckd, p_gt = dkd_terms(zs, zt, y, temperature)

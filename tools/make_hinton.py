@@ -60,8 +60,7 @@ from tqdm.auto import tqdm
 from kdlib import book, data, repro, results, zoo
 from kdlib.losses import kd_loss, logit_mse
 from kdlib.methods import CE, KD, LogitMatching
-from kdlib.models import build
-from kdlib.tasks import load_task
+from kdlib.tasks import load_task, make_model, teacher_spec
 from kdlib.train import evaluate, predict_logits, train
 
 KEY = "hinton2015_kd"
@@ -72,11 +71,6 @@ seed_list = list(range(seeds))
 recipe = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
               weight_decay=weight_decay, lr_milestones=lr_milestones or None)
 
-
-def make_model(arch, hidden, dropout=0.0, seed=0):
-    repro.seed_everything(seed)
-    kwargs = {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
-    return build(arch, num_classes=task.num_classes, **kwargs)
 
 
 timer = repro.Timer()
@@ -108,14 +102,10 @@ hash of its spec; a second run loads it).
 """),
 ("code", r"""
 teacher_recipe = {**recipe, "epochs": teacher_epochs}
-teacher_spec = {
-    "data": dataset, "arch": teacher_arch, "seed": 0, "recipe": teacher_recipe,
-    "arch_kwargs": ({"hidden": teacher_hidden, "dropout": teacher_dropout} if teacher_arch == "mlp" else {})
-    | {"num_classes": task.num_classes},
-    "data_root": data_root, "max_train": max_train,
-}
+spec = teacher_spec(dataset, teacher_arch, task.num_classes, teacher_recipe, hidden=teacher_hidden, dropout=teacher_dropout,
+                    data_root=data_root, max_train=max_train)
 with timer("teacher"):
-    teacher = zoo.get(teacher_spec).to(task.device)
+    teacher = zoo.get(spec).to(task.device)
 teacher_metrics = evaluate(teacher, task.test)
 print(f"teacher {teacher_arch}: test accuracy {teacher_metrics['acc']:.2f}%  (zoo key {teacher.zoo_meta['key']})")
 """),
@@ -136,7 +126,7 @@ with timer("students"), tqdm(total=len(seed_list) * len(methods), desc="students
     for seed in seed_list:
         subset = data.stratified_subset(task.train, student_subset, seed=seed) if student_subset < 1 else task.train
         for name, method in methods.items():
-            student = make_model(student_arch, student_hidden, seed=seed).to(task.device)
+            student = make_model(student_arch, task.num_classes, student_hidden, seed=seed).to(task.device)
             train(student, method, subset, teacher=teacher, seed=seed, augment=task.augment,
                   progress=False, **recipe)
             test_logits[seed, name] = predict_logits(student, task.test[0])
@@ -177,7 +167,7 @@ if missing_class >= 0 and task.val is not None:
     prior = float((task.train[1] == missing_class).float().mean())
     with timer("missing_class"):
         for seed in tqdm(seed_list, desc="missing class"):
-            student = make_model(student_arch, student_hidden, seed=seed)
+            student = make_model(student_arch, task.num_classes, student_hidden, seed=seed)
             train(student, KD(temperature=float(missing_temperature), alpha=1.0), transfer, teacher=teacher,
                   seed=seed, progress=False, **recipe)
             before = evaluate(student, (x_cls, y_cls))["acc"]
@@ -328,7 +318,7 @@ else:
 ("code", r"""
 # Solution to 2: without T^2 the soft term's gradient shrinks roughly like 1/T^2.
 x, y = task.train[0][:256], task.train[1][:256]
-student = make_model(student_arch, student_hidden, seed=0)
+student = make_model(student_arch, task.num_classes, student_hidden, seed=0)
 with torch.no_grad():
     teacher_logits = teacher(x)
 for t in (1.0, 20.0):

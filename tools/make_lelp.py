@@ -77,8 +77,7 @@ from kdlib.losses import subclass_kd_loss
 from kdlib.methods import CE, KD
 from kdlib.methods.lelp import LELP, Aggregated, EmbeddingMSE, SubclassKD, teacher_embeddings
 from kdlib.methods.lelp import aggregate_subclass_logits, null_space_projector, pseudo_subclass_targets
-from kdlib.models import build
-from kdlib.tasks import load_task
+from kdlib.tasks import load_task, make_model, teacher_spec
 from kdlib.train import evaluate, train
 
 KEY = "lelp"
@@ -100,12 +99,6 @@ seed_list = list(range(seeds))
 recipe = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
               weight_decay=weight_decay, lr_milestones=lr_milestones or None)
 
-
-def make_model(arch, hidden, n_out, dropout=0.0, seed=0):
-    # the same seed gives the same body for every head size (the head is built last)
-    repro.seed_everything(seed)
-    kwargs = {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
-    return build(arch, num_classes=n_out, **kwargs)
 
 
 timer = repro.Timer()
@@ -165,14 +158,10 @@ digit label) and cached in the teacher zoo.
 """),
 ("code", r"""
 teacher_recipe = {**recipe, "epochs": teacher_epochs}
-teacher_spec = {
-    "data": dataset, "arch": teacher_arch, "seed": 0, "recipe": teacher_recipe, "binary": True,
-    "arch_kwargs": ({"hidden": teacher_hidden, "dropout": teacher_dropout} if teacher_arch == "mlp" else {})
-    | {"num_classes": num_classes},
-    "data_root": data_root, "max_train": max_train,
-}
+spec = teacher_spec(dataset, teacher_arch, num_classes, teacher_recipe, hidden=teacher_hidden, dropout=teacher_dropout,
+                    data_root=data_root, max_train=max_train, binary=True)
 with timer("teacher"):
-    teacher = zoo.get(teacher_spec).to(task.device)
+    teacher = zoo.get(spec).to(task.device)
 teacher_metrics = evaluate(teacher, test_bin)
 teacher_dim = teacher_embeddings(teacher, test_bin[0][:2], teacher_layer).shape[1]
 print(f"teacher {teacher_arch}: binary test accuracy {teacher_metrics['acc']:.2f}%, "
@@ -194,7 +183,7 @@ def build_method(name, subset, seed):
     if name == "KD":
         return KD(temperature=temperature, alpha=kd_alpha), num_classes
     if name == "embedding MSE":
-        probe = make_model(student_arch, student_hidden, num_classes, seed=seed).to(task.device)
+        probe = make_model(student_arch, num_classes, student_hidden, seed=seed).to(task.device)
         student_dim = teacher_embeddings(probe, subset[0][:2], student_layer).shape[1]
         return EmbeddingMSE(student_dim, teacher_dim, temperature=temperature, alpha=kd_alpha, weight=emb_weight,
                             student_layer=student_layer, teacher_layer=teacher_layer), num_classes
@@ -221,7 +210,7 @@ with timer("students"), tqdm(total=len(seed_list) * len(methods), desc="students
             method, n_out = build_method(name, subset, seed)
             if name in ("k-means", "LELP"):
                 nmi_rows.append({"seed": seed, "method": name, "nmi": subclass_nmi(method, *task.test)})
-            student = make_model(student_arch, student_hidden, n_out, seed=seed).to(task.device)
+            student = make_model(student_arch, n_out, student_hidden, seed=seed).to(task.device)
             train(student, method, subset, teacher=teacher, seed=seed, augment=task.augment, progress=False, **recipe)
             model = Aggregated(student, num_classes) if n_out > num_classes else student
             rows.append({"seed": seed, "method": name, **evaluate(model, test_bin, teacher)})
@@ -420,7 +409,7 @@ short = min(epochs, 50) if dataset == "digits" else min(epochs, 10)
 for k in (2, subclasses, 2 * subclasses):
     method = LELP(num_classes, k, temperature=temperature, subclass_temperature=subclass_temperature,
                   embedding_layer=teacher_layer).fit(teacher, subset[0], subset[1])
-    student = make_model(student_arch, student_hidden, num_classes * k, seed=0).to(task.device)
+    student = make_model(student_arch, num_classes * k, student_hidden, seed=0).to(task.device)
     train(student, method, subset, teacher=teacher, seed=0, augment=task.augment, progress=False,
           **{**recipe, "epochs": short, "lr_milestones": None})
     print(f"k={k:>2}: test accuracy {evaluate(Aggregated(student, num_classes), test_bin)['acc']:.2f}%")

@@ -79,8 +79,7 @@ from kdlib.losses import batch_standardise, luminet_loss
 from kdlib.methods import CE, KD
 from kdlib.methods.dkd import DKD
 from kdlib.methods.luminet import LuminetKD
-from kdlib.models import build
-from kdlib.tasks import load_task
+from kdlib.tasks import load_task, make_model, teacher_spec
 from kdlib.train import evaluate, train
 
 KEY = "luminet"
@@ -92,11 +91,6 @@ recipe = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
               weight_decay=weight_decay, lr_milestones=lr_milestones or None)
 small, large = min(batch_sizes), max(batch_sizes)
 
-
-def make_model(arch, hidden, dropout=0.0, seed=0):
-    repro.seed_everything(seed)
-    kwargs = {"hidden": hidden, "dropout": dropout} if arch == "mlp" else {}
-    return build(arch, num_classes=task.num_classes, **kwargs)
 
 
 timer = repro.Timer()
@@ -137,14 +131,10 @@ book.show_source(batch_standardise, luminet_loss, LuminetKD)
 """),
 ("code", r"""
 teacher_recipe = {**recipe, "epochs": teacher_epochs}
-teacher_spec = {
-    "data": dataset, "arch": teacher_arch, "seed": 0, "recipe": teacher_recipe,
-    "arch_kwargs": ({"hidden": teacher_hidden, "dropout": teacher_dropout} if teacher_arch == "mlp" else {})
-    | {"num_classes": task.num_classes},
-    "data_root": data_root, "max_train": max_train,
-}
+spec = teacher_spec(dataset, teacher_arch, task.num_classes, teacher_recipe, hidden=teacher_hidden, dropout=teacher_dropout,
+                    data_root=data_root, max_train=max_train)
 with timer("teacher"):
-    teacher = zoo.get(teacher_spec).to(task.device)
+    teacher = zoo.get(spec).to(task.device)
 teacher_metrics = evaluate(teacher, task.test)
 print(f"teacher {teacher_arch}: test accuracy {teacher_metrics['acc']:.2f}%  (zoo key {teacher.zoo_meta['key']})")
 """),
@@ -215,7 +205,7 @@ with timer("students"), tqdm(total=len(seed_list) * len(batch_sizes) * len(metho
         subset = data.stratified_subset(task.train, student_subset, seed=seed) if student_subset < 1 else task.train
         for b in batch_sizes:
             for name, method in make_methods().items():
-                student = make_model(student_arch, student_hidden, seed=seed).to(task.device)
+                student = make_model(student_arch, task.num_classes, student_hidden, seed=seed).to(task.device)
                 train(student, method, subset, teacher=teacher, seed=seed, augment=task.augment, progress=False,
                       drop_last=drop_last, **{**recipe, "batch_size": b})
                 rows.append({"seed": seed, "method": name, "batch_size": b, **evaluate(student, task.test, teacher)})
@@ -367,7 +357,7 @@ else:
 # Solution to 1: gradient norms of the two distillation terms on one batch of the student.
 from kdlib.losses import kd_loss
 x = task.train[0][:64]
-student = make_model(student_arch, student_hidden, seed=0).to(task.device)
+student = make_model(student_arch, task.num_classes, student_hidden, seed=0).to(task.device)
 with torch.no_grad():
     zt = teacher(x)
 norms = {}
@@ -388,7 +378,7 @@ print(batch_standardise(z1), float(luminet_loss(z1 + 1.0, z1, luminet_temperatur
 ("code", r"""
 # Solution to 3: per-class shifts and a common scale leave the standardised logits unchanged.
 with torch.no_grad():  # an untrained student's logits against the teacher's, on 64 training inputs
-    zs = make_model(student_arch, student_hidden, seed=0).to(task.device)(task.train[0][:64]).float().cpu()
+    zs = make_model(student_arch, task.num_classes, student_hidden, seed=0).to(task.device)(task.train[0][:64]).float().cpu()
 zt = train_logits[:64]
 shift = torch.zeros(1, task.num_classes)
 shift[0, 3] = 5.0
