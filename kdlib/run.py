@@ -342,8 +342,7 @@ def main(argv=None) -> int:
         keys = all_keys() if args.all else [args.name]
         if args.command == "student":
             for key in keys:
-                print(student_copy(key, Path(args.out)).relative_to(ROOT) if Path(args.out).is_relative_to(ROOT)
-                      else student_copy(key, Path(args.out)))
+                print(student_copy(key, Path(args.out)))
             return 0
         if args.all and args.param:
             raise RunError("-p applies to one chapter; drop --all")
