@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from . import repro
+from . import chapters, repro
 from .repro import atomic_write_bytes
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -36,8 +36,8 @@ RULE = (
 
 
 def results_dir() -> Path:
-    """$KDLIB_RESULTS_DIR, else book/_results of this repository."""
-    return Path(os.environ.get("KDLIB_RESULTS_DIR") or repro.REPO_ROOT / "book" / "_results")
+    """The book's results: book/_results of this repository (runs outside the book: `kdlib.chapters`)."""
+    return repro.REPO_ROOT / "book" / "_results"
 
 
 def summarize(values, confidence: float = CONFIDENCE) -> dict:
@@ -129,9 +129,16 @@ def save(key, profile, params, seeds, metrics, claims, durations=None) -> Path:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
-    path = results_dir() / key / f"{profile}.json"
+    path = chapters.results_path(key, profile, params)
     atomic_write_bytes(path, (json.dumps(_jsonable(record), indent=1) + "\n").encode())
+    if not os.environ.get("KDLIB_RESULTS_PATH"):  # not under the runner: say where it went
+        print(f"results written to {path} (outside the book)")
     return path
+
+
+def read(path) -> dict:
+    """A results file by path (what `save` returned)."""
+    return json.loads(Path(path).read_text())
 
 
 def load(key, profile, root=None) -> dict | None:

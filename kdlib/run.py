@@ -1,71 +1,47 @@
-"""The papermill runner: ``kdlib run NAME|--all --profile smoke|cpu|paper [-p key=value ...] [--force]``.
+"""The papermill runner: ``kdlib run NAME|--all [--profile smoke|cpu|paper] [-p key=value ...] [--force]``.
 
-* Parameters come from ``params/NAME/PROFILE.yaml`` plus ``-p`` overrides; every one
-  is checked against the notebook's ``parameters`` cell (name and type) before
-  anything runs, and a bad one ends the command with one line naming it.
-* A chapter is skipped when the hash of (notebook, resolved parameters, kdlib
-  source) matches the ``input_hash`` recorded in its results file.
-* cpu-profile runs (the book's) are written to ``book/chapters/NAME.ipynb``; other
-  profiles to ``_runs/NAME/PROFILE.ipynb``. A failing cell is reported as its number
-  and error, and the partial notebook is kept beside for inspection.
-* ``kdlib student NAME|--all`` writes student copies without solution cells.
+* A chapter's source is ``notebooks/NAME.md`` (MyST Markdown); jupytext reads it and
+  papermill executes it.
+* Parameters come from the notebook's ``parameters`` cell (the cpu profile), then
+  ``params/NAME/PROFILE.yaml``, then ``-p`` overrides; each is checked by name, type and
+  range before a kernel starts, and a bad one ends the command with one line naming it.
+* Only a run at a profile's committed parameters writes the book (see `kdlib.chapters`);
+  anything else writes ``_runs/NAME/PROFILE-<hash>/`` and prints the path.
+* A book chapter is skipped when the hash of (notebook, parameters, kdlib source) matches
+  both its results file and its executed notebook. A chapter is locked while it runs;
+  Ctrl-C and failures leave nothing half-written.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
+import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from . import repro
+from . import chapters, repro
+from .chapters import ChapterError as RunError  # noqa: F401  (one error type for the CLI)
+from .chapters import all_keys, notebook_parameters, notebook_path, read_notebook
 
 ROOT = repro.REPO_ROOT
 PROFILES = ("smoke", "cpu", "paper")
 BOOK_PROFILE = "cpu"
-
-
-class RunError(Exception):
-    """A user-facing error: printed as one line, no traceback."""
+BOOK_PROFILES = ("cpu", "paper")  # profiles whose committed-parameter runs write book/
+# parameters that count something: must be >= 1
+POSITIVE = {"seeds", "pilot_seeds", "epochs", "steps", "batch_size", "seq_len", "teacher_epochs"}
+# rates, weights and fractions: never negative (other numbers may use -1 as "none")
+NON_NEGATIVE = re.compile(r"(^|_)(lr|rate|weight_decay|momentum|dropout|temperatures?|subset|alpha|beta|ratio)$")
 
 
 # --------------------------------------------------------------------------- parameters
-
-
-def notebook_path(key: str) -> Path:
-    return ROOT / "notebooks" / f"{key}.ipynb"
-
-
-def all_keys() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-
-
-def notebook_parameters(path: Path) -> dict:
-    """name -> default value, read from the cell tagged `parameters` (flat literals only)."""
-    nb = json.loads(path.read_text())
-    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise RunError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    source = "".join(cells[0]["source"])
-    params = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise RunError(f"{path.name}: the parameters cell must hold only `name = literal` lines")
-        try:
-            params[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise RunError(f"{path.name}: parameter {node.targets[0].id!r} is not a literal") from None
-    return params
-
-
-def _type_name(value) -> str:
-    return type(value).__name__
 
 
 def check_value(name: str, value, default):
@@ -83,10 +59,30 @@ def check_value(name: str, value, default):
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise RunError(
-            f"parameter {name!r} expects {expected.__name__} (default {default!r}), got {value!r} ({_type_name(value)})"
-        )
+        raise RunError(f"parameter {name!r} expects {expected.__name__} (default {default!r}), "
+                       f"got {value!r} ({type(value).__name__})")
+    if isinstance(value, list) and default:
+        kinds = {type(v) for v in default}
+        if kinds <= {int, float}:  # numbers: ints are fine where floats are expected
+            kinds = {float, int} if float in kinds else {int}
+        for i, v in enumerate(value):
+            if type(v) not in kinds:
+                raise RunError(f"parameter {name!r}: element {i} is {v!r} ({type(v).__name__}), "
+                               f"expected {' or '.join(sorted(k.__name__ for k in kinds))}")
+    _check_range(name, value, default)
     return value
+
+
+def _check_range(name, value, default):
+    """Counts are >= 1; rates, weights and fractions are >= 0."""
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if name in POSITIVE and v < 1:
+            raise RunError(f"parameter {name!r} must be at least 1, got {v!r}")
+        if v < 0 and NON_NEGATIVE.search(name):
+            raise RunError(f"parameter {name!r} must not be negative, got {v!r}")
 
 
 def parse_overrides(pairs) -> dict:
@@ -103,26 +99,30 @@ def parse_overrides(pairs) -> dict:
     return out
 
 
-def resolve_parameters(key: str, profile: str, overrides: dict | None = None) -> dict:
-    """Notebook defaults <- params/KEY/PROFILE.yaml <- overrides, each name and type checked."""
-    defaults = notebook_parameters(notebook_path(key))
+def profile_file(key: str, profile: str) -> dict:
     file = ROOT / "params" / key / f"{profile}.yaml"
-    from_file = {}
-    if file.exists():
-        try:
-            from_file = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise RunError(f"{file.relative_to(ROOT)}: invalid YAML ({err.__class__.__name__})") from None
-        if not isinstance(from_file, dict):
-            raise RunError(f"{file.relative_to(ROOT)}: expected a mapping of parameter: value")
-    elif profile != BOOK_PROFILE:
+    if not file.exists():
+        if profile == BOOK_PROFILE:
+            return {}
         raise RunError(f"no parameter file {file.relative_to(ROOT)} for profile {profile!r}")
+    try:
+        values = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RunError(f"{file.relative_to(ROOT)}: invalid YAML ({err.__class__.__name__})") from None
+    if not isinstance(values, dict):
+        raise RunError(f"{file.relative_to(ROOT)}: expected a mapping of parameter: value")
+    return values
+
+
+def resolve_parameters(key: str, profile: str, overrides: dict | None = None) -> dict:
+    """Notebook defaults <- params/KEY/PROFILE.yaml <- overrides, each name, type and range checked."""
+    defaults = notebook_parameters(notebook_path(key))
     resolved = {"profile": profile}
-    for source, values in ((str(file.relative_to(ROOT)), from_file), ("-p", overrides or {})):
+    source_file = f"params/{key}/{profile}.yaml"
+    for source, values in ((source_file, profile_file(key, profile)), ("-p", overrides or {})):
         for name, value in values.items():
             if name not in defaults:
-                known = ", ".join(sorted(defaults))
-                raise RunError(f"unknown parameter {name!r} for {key} (in {source}); known: {known}")
+                raise RunError(f"unknown parameter {name!r} for {key} (in {source}); known: {', '.join(sorted(defaults))}")
             resolved[name] = check_value(name, value, defaults[name])
     return resolved
 
@@ -160,14 +160,12 @@ def _imports(source: str, package: str) -> set[str]:
 
 def kdlib_modules_used(notebook: Path) -> list[Path]:
     """The kdlib source files a notebook depends on: its kdlib imports, followed transitively."""
-    nb = json.loads(notebook.read_text())
     todo, files = set(), set()
-    for cell in nb["cells"]:
-        if cell["cell_type"] != "code":
+    for cell in read_notebook(notebook).cells:
+        if cell.cell_type != "code":
             continue
         # IPython magics and shell escapes are not Python: blank them before parsing
-        source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln
-                           for ln in "".join(cell["source"]).splitlines())
+        source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.source.splitlines())
         try:
             todo |= _imports(source, "kdlib")
         except SyntaxError:  # not plain Python: fall back to its single-line imports
@@ -191,11 +189,15 @@ def kdlib_modules_used(notebook: Path) -> list[Path]:
     return sorted(files)
 
 
+# the runner and the CLI never change a chapter's results
+NOT_HASHED = ("kdlib/run.py", "kdlib/cli.py")
+
+
 def kdlib_source_hash(notebook: Path) -> str:
-    """sha256 over the kdlib files the notebook uses (the runner itself never changes results)."""
+    """sha256 over the kdlib files the notebook uses."""
     digest = hashlib.sha256()
     for path in kdlib_modules_used(notebook):
-        if path == ROOT / "kdlib" / "run.py":
+        if path.relative_to(ROOT).as_posix() in NOT_HASHED:
             continue
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -209,68 +211,131 @@ def input_hash(key: str, params: dict) -> str:
     return digest.hexdigest()[:24]
 
 
-def output_path(key: str, profile: str) -> Path:
-    if profile == BOOK_PROFILE:
-        return ROOT / "book" / "chapters" / f"{key}.ipynb"
-    return ROOT / "_runs" / key / f"{profile}.ipynb"
+# --------------------------------------------------------------------------- destinations
+
+
+def writes_book(key: str, profile: str, overrides: dict) -> bool:
+    """Only the committed parameters of cpu or paper, without KDLIB_RESULTS_DIR, write book/."""
+    return profile in BOOK_PROFILES and not overrides and not os.environ.get("KDLIB_RESULTS_DIR")
+
+
+def destinations(key: str, profile: str, params: dict, book: bool) -> tuple[Path, Path]:
+    """(executed notebook, results file) of a run."""
+    if book:
+        if profile == BOOK_PROFILE:
+            notebook = ROOT / "book" / "chapters" / f"{key}.ipynb"
+        else:  # the paper profile's notebook is a log; its results are shown in the cpu chapter
+            notebook = chapters.run_dir(key, profile, params) / f"{key}.ipynb"
+        return notebook, chapters.book_results_path(key, profile)
+    folder = chapters.run_dir(key, profile, params)
+    return folder / f"{key}.ipynb", folder / "results.json"
+
+
+def executed_hash(notebook: Path) -> str | None:
+    try:
+        return json.loads(notebook.read_text())["metadata"].get("kdlib", {}).get("input_hash")
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def is_current(key: str, profile: str, digest: str) -> bool:
-    from . import results
+    """Results file and executed notebook both exist and both carry `digest`."""
+    notebook, results_file = destinations(key, profile, {}, book=True)
+    try:
+        res = json.loads(results_file.read_text())
+    except (OSError, ValueError):
+        return False
+    if res.get("provenance", {}).get("input_hash") != digest:
+        return False
+    return profile != BOOK_PROFILE or executed_hash(notebook) == digest
 
-    res = results.load(key, profile)
-    return bool(res) and res.get("provenance", {}).get("input_hash") == digest and output_path(key, profile).exists()
+
+def _check_writable(*folders: Path) -> None:
+    for folder in folders:
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            raise RunError(f"cannot write to {folder} (permission denied): fix it before training")
+
+
+@contextmanager
+def chapter_lock(key: str):
+    """One run of a chapter at a time: a second one is refused with one line."""
+    folder = ROOT / "_runs" / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{key} is already running in another process (lock {folder / key}.lock)") from None
+        yield
 
 
 # --------------------------------------------------------------------------- execution
 
 
-def execute(key: str, profile: str, params: dict, digest: str) -> Path:
-    """Run the notebook with papermill; on success stamp the results file with `digest`."""
+def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tuple[Path, Path]:
+    """Run the notebook with papermill into scratch files; move both into place only on success."""
+    import nbformat
     import papermill as pm
 
-    from . import results
     from .repro import atomic_write_bytes
 
-    out = output_path(key, profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # the partial notebook lives outside the book tree: an interrupted run leaves nothing there
-    scratch = ROOT / "_runs" / ".tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f"{key}.", suffix=".ipynb")
-    os.close(fd)
-    # the notebook records this in its results file; only a successful run makes it current
-    os.environ["KDLIB_INPUT_HASH"] = f"pending:{digest}"
+    notebook, results_file = destinations(key, profile, params, book)
+    _check_writable(notebook.parent, results_file.parent, Path(os.environ.get("KDLIB_CACHE") or ROOT))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_scratch_dir()))
+    source, out, res_tmp = scratch / f"{key}.ipynb", scratch / f"{key}.out.ipynb", scratch / "results.json"
+    nbformat.write(read_notebook(notebook_path(key)), source)
+    env = {"KDLIB_RESULTS_PATH": str(res_tmp), "KDLIB_INPUT_HASH": f"pending:{digest}"}
+    old = {k: os.environ.get(k) for k in (*env, "JUPYTER_PATH")}
+    os.environ.update(env)
     # this interpreter's kernelspec first, so a user-level `python3` kernel cannot shadow the venv
     venv_share = str(Path(sys.prefix) / "share" / "jupyter")
     if venv_share not in os.environ.get("JUPYTER_PATH", ""):
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [venv_share, os.environ.get("JUPYTER_PATH")]))
     try:
-        pm.execute_notebook(
-            str(notebook_path(key)), tmp, parameters=params, kernel_name="python3",
-            cwd=str(ROOT), progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False,
-        )
+        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT),
+                            progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False)
     except pm.PapermillExecutionError as err:
-        failed = ROOT / "_runs" / key / f"{profile}.failed.ipynb"
+        failed = chapters.runs_root() / key / f"{profile}.failed.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, failed)
+        os.replace(out, failed)
         raise RunError(
             f"{key} ({profile}) failed in cell {err.cell_index} [execution count {err.exec_count}]: "
-            f"{err.ename}: {err.evalue.splitlines()[0] if err.evalue else ''} — notebook kept at {failed.relative_to(ROOT)}"
+            f"{err.ename}: {err.evalue.splitlines()[0] if err.evalue else ''} — notebook kept at {_show(failed)}"
         ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
-        os.environ.pop("KDLIB_INPUT_HASH", None)
-    os.replace(tmp, out)
-    res = results.load(key, profile)
-    if res is None:
-        raise RunError(f"{key} ({profile}) ran but wrote no results file {results.results_dir() / key}/{profile}.json")
-    res["provenance"]["input_hash"] = digest
-    path = results.results_dir() / key / f"{profile}.json"
-    atomic_write_bytes(path, (json.dumps(res, indent=1) + "\n").encode())
-    return out
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        source.unlink(missing_ok=True)
+    try:
+        if not res_tmp.exists():
+            raise RunError(f"{key} ({profile}) ran but wrote no results file (does it call results.save?)")
+        res = json.loads(res_tmp.read_text())
+        res["provenance"]["input_hash"] = digest
+        executed = json.loads(out.read_text())
+        executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile}
+        atomic_write_bytes(notebook, (json.dumps(executed, indent=1, ensure_ascii=False) + "\n").encode())
+        atomic_write_bytes(results_file, (json.dumps(res, indent=1) + "\n").encode())
+    finally:
+        for f in scratch.iterdir():
+            f.unlink()
+        scratch.rmdir()
+    return notebook, results_file
+
+
+def _scratch_dir() -> Path:
+    folder = ROOT / "_runs" / ".tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(Path(path).relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def toc_keys() -> list[str]:
@@ -287,15 +352,20 @@ def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
         if not notebook_path(key).exists():
             raise RunError(f"no chapter {key!r}; known: {', '.join(all_keys())}")
         params = resolve_parameters(key, profile, overrides)
-        plans.append((key, params, input_hash(key, params)))
-    for key, params, digest in plans:
-        if not force and is_current(key, profile, digest):
+        plans.append((key, params, input_hash(key, params), writes_book(key, profile, overrides)))
+    wrote_book = False
+    for key, params, digest, book in plans:
+        if book and not force and is_current(key, profile, digest):
             print(f"kdlib run: {key} ({profile}) is current, skipped")
             continue
         print(f"kdlib run: {key} ({profile}) executing ...", flush=True)
-        out = execute(key, profile, params, digest)
-        print(f"kdlib run: {key} ({profile}) -> {out.relative_to(ROOT)}")
-    write_scoreboard(toc_keys=toc_keys())
+        with chapter_lock(key):
+            notebook, results_file = execute(key, profile, params, digest, book)
+        where = "the book" if book else "outside the book"
+        print(f"kdlib run: {key} ({profile}) wrote {where}: {_show(notebook)} and {_show(results_file)}")
+        wrote_book |= book
+    if wrote_book or profile == BOOK_PROFILE:
+        write_scoreboard(toc_keys=toc_keys())
     return 0
 
 
@@ -303,54 +373,22 @@ def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
 
 
 def student_copy(key: str, dest_dir: Path) -> Path:
-    """The chapter without its solution cells (tag `solution`), for handing out."""
-    nb = json.loads(notebook_path(key).read_text())
-    cells = []
-    for cell in nb["cells"]:
-        if "solution" in cell.get("metadata", {}).get("tags", []):
-            cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                          "source": ["# your solution here\n"]})
-        else:
-            cells.append(cell)
-    nb["cells"] = cells
-    dest = dest_dir / f"{key}.ipynb"
+    """The chapter as a notebook without its solution cells (tag `solution`), for handing out."""
+    import nbformat
+
+    if not notebook_path(key).exists():
+        raise RunError(f"no chapter {key!r}; known: {', '.join(all_keys())}")
+    nb = read_notebook(notebook_path(key))
+    for i, cell in enumerate(nb.cells):
+        if "solution" in cell.metadata.get("tags", []):
+            nb.cells[i] = nbformat.v4.new_code_cell("# your solution here\n")
+    dest = Path(dest_dir) / f"{key}.ipynb"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(nb, indent=1) + "\n")
+    nbformat.write(nb, dest)
     return dest
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="kdlib", description="Run the book's chapters with papermill.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="execute chapters at a profile")
-    p_run.add_argument("name", nargs="?", help="chapter key (notebooks/NAME.ipynb)")
-    p_run.add_argument("--all", action="store_true", help="every chapter")
-    p_run.add_argument("--profile", choices=PROFILES, default=BOOK_PROFILE)
-    p_run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override a parameter")
-    p_run.add_argument("--force", action="store_true", help="run even if current")
-    p_student = sub.add_parser("student", help="write student copies without solutions")
-    p_student.add_argument("name", nargs="?")
-    p_student.add_argument("--all", action="store_true")
-    p_student.add_argument("--out", default=str(ROOT / "_build" / "student"))
-    args = parser.parse_args(argv)
-    try:
-        if bool(args.name) == bool(args.all):
-            raise RunError("give a chapter NAME or --all (not both)")
-        keys = all_keys() if args.all else [args.name]
-        if args.command == "student":
-            for key in keys:
-                print(student_copy(key, Path(args.out)))
-            return 0
-        if args.all and args.param:
-            raise RunError("-p applies to one chapter; drop --all")
-        return run(keys, args.profile, parse_overrides(args.param), args.force)
-    except RunError as err:
-        print(f"kdlib: {err}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
+    from .cli import main
+
     sys.exit(main())

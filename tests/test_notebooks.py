@@ -1,6 +1,7 @@
 """Every chapter executed through papermill: smoke profile, paper profile on fake CIFAR, determinism."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,11 +16,21 @@ pytestmark = pytest.mark.slow
 
 
 def _run(key, profile, *overrides):
-    proc = subprocess.run([sys.executable, "-m", "kdlib.run", "run", key, "--profile", profile, "--force",
+    """Run a chapter through the CLI; return its results (written under $KDLIB_RESULTS_DIR, never book/)."""
+    proc = subprocess.run([sys.executable, "-m", "kdlib", "run", key, "--profile", profile, "--force",
                            *[a for o in overrides for a in ("-p", o)]],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return results.load(key, profile)
+    params = run.resolve_parameters(key, profile, run.parse_overrides(overrides))
+    notebook, results_file = run.destinations(key, profile, params, book=False)
+    assert str(results_file) in proc.stdout or str(results_file.relative_to(REPO_ROOT)) in proc.stdout
+    assert notebook.exists()
+    return results.read(results_file)
+
+
+def _book_status():
+    return subprocess.run(["git", "status", "--porcelain", "book/"], capture_output=True, text=True,
+                          cwd=REPO_ROOT).stdout
 
 
 @pytest.mark.xdist_group("notebooks")
@@ -57,16 +68,40 @@ def test_smoke_metrics_are_identical_across_runs():
 def test_executed_smoke_notebook_reexecutes_under_nbval(tmp_path):
     """nbval --nbval-lax re-runs the executed smoke notebook: every cell must run again cleanly."""
     _run("hinton2015_kd", "smoke")
-    nb = REPO_ROOT / "_runs" / "hinton2015_kd" / "smoke.ipynb"
+    nb, _ = run.destinations("hinton2015_kd", "smoke", run.resolve_parameters("hinton2015_kd", "smoke"), book=False)
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:xdist", "-q", "-p", "no:cacheprovider",
                            str(nb)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+@pytest.mark.xdist_group("notebooks")
+def test_papermill_pipe_student_copy_and_overrides_leave_the_book_alone(tmp_path):
+    """The researcher's paths: jupytext | papermill, a student copy under papermill, -p, KDLIB_RESULTS_DIR."""
+    before = _book_status()
+    key, smoke = "lelp", str(REPO_ROOT / "params" / "lelp" / "smoke.yaml")
+    env = {**os.environ, "KDLIB_RESULTS_DIR": ""}  # as a researcher would run it: the default _runs/
+    env.pop("KDLIB_RESULTS_DIR")
+    pipe = (f"{sys.executable} -m jupytext --to ipynb -o - notebooks/{key}.md | "
+            f"{sys.executable} -m papermill - {tmp_path / 'out.ipynb'} -f {smoke} -p seeds 2 --log-level ERROR")
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "out.ipynb").exists()
+    assert "outside the book" in (tmp_path / "out.ipynb").read_text()  # the notebook says where it wrote
+    student = run.student_copy(key, tmp_path / "student")
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(student), str(tmp_path / "student-out.ipynb"),
+                           "-f", smoke, "--log-level", "ERROR"], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _run(key, "smoke", "seeds=2")  # -p, under KDLIB_RESULTS_DIR (the tests' folder)
+    assert res["params"]["seeds"] == 2
+    assert _book_status() == before
+
+
 def test_no_verdict_is_typed_in_a_notebook():
     for key in KEYS:
-        nb = json.loads(run.notebook_path(key).read_text())
-        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        nb = run.read_notebook(run.notebook_path(key))
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         for word in results.VERDICTS:
             assert f'"{word}"' not in code and f"'{word}'" not in code, (key, word)
 

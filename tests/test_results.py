@@ -52,14 +52,14 @@ def test_save_and_load_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path))
     claim = results.paired_claim("c", "text", "paper", [2.0, 2.1, 1.9], [0, 0, 0])
     path = results.save("demo", "smoke", {"lr": 0.1}, [0, 1, 2], [{"seed": 0, "acc": 1.5}], [claim], {"all": 1.0})
-    assert path == tmp_path / "demo" / "smoke.json"
-    res = results.load("demo", "smoke")
+    assert path.parent.parent == tmp_path / "demo" and path.parent.name.startswith("smoke-")  # never book/
+    res = results.read(path)
     assert res["claims"][0]["verdict"] == results.REPRODUCED
     assert res["params"] == {"lr": 0.1} and res["metrics"][0]["acc"] == 1.5
     prov = res["provenance"]
     assert {"git", "packages", "hardware", "durations", "created"} <= set(prov)
     assert "torch" in prov["packages"]
-    assert results.load("demo", "paper") is None
+    assert results.load("demo", "paper", root=tmp_path) is None
 
 
 def test_typed_verdicts_are_refused(tmp_path, monkeypatch):
@@ -69,12 +69,17 @@ def test_typed_verdicts_are_refused(tmp_path, monkeypatch):
         results.save("demo", "smoke", {}, [0], [], [fake])
 
 
+def _save_as(monkeypatch, root, key, profile, *args):
+    monkeypatch.setenv("KDLIB_RESULTS_PATH", str(root / key / f"{profile}.json"))
+    return results.save(key, profile, *args)
+
+
 def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path / "_results"))
-    results.save("alpha", "cpu", {}, [0, 1, 2], [], [results.paired_claim("c1", "alpha helps", "p", [2.0, 2.1, 1.9], 0)])
-    results.save("beta", "cpu", {}, [0, 1], [], [results.paired_claim("c2", "beta | helps", "p", [1, -2], 0)])
-    results.save("beta", "smoke", {}, [0, 1], [], [results.paired_claim("c3", "smoke only", "p", [1, 1], 0)])
-    path = book.write_scoreboard(toc_keys=["alpha", "beta"])
+    root = tmp_path / "_results"
+    _save_as(monkeypatch, root, "alpha", "cpu", {}, [0, 1, 2], [], [results.paired_claim("c1", "alpha helps", "p", [2.0, 2.1, 1.9], 0)])
+    _save_as(monkeypatch, root, "beta", "cpu", {}, [0, 1], [], [results.paired_claim("c2", "beta | helps", "p", [1, -2], 0)])
+    _save_as(monkeypatch, root, "beta", "smoke", {}, [0, 1], [], [results.paired_claim("c3", "smoke only", "p", [1, 1], 0)])
+    path = book.write_scoreboard(results_root=root, toc_keys=["alpha", "beta"])
     text = path.read_text()
     assert path == tmp_path / "scoreboard.md"
     assert "alpha helps" in text and "beta \\| helps" in text and "smoke only" not in text

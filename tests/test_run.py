@@ -1,20 +1,22 @@
 """The runner: parameter validation (one clear line), staleness, failing cells."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from kdlib import run
+from kdlib import chapters, run
 from kdlib.repro import REPO_ROOT
 
 KEY = "hinton2015_kd"
 
 
-def kdlib_cli(*args):
-    return subprocess.run([sys.executable, "-m", "kdlib.run", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
+def kdlib_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "kdlib", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +27,9 @@ def kdlib_cli(*args):
         ("no_such_param=1", "unknown parameter 'no_such_param'"),
         ("seeds=2.5", "parameter 'seeds' expects int"),
         ("logit_matching=maybe", "parameter 'logit_matching' expects bool"),
+        ("seeds=0", "parameter 'seeds' must be at least 1"),
+        ("lr=-0.1", "parameter 'lr' must not be negative"),
+        ("temperatures=[2, 'x']", "parameter 'temperatures': element 1 is 'x'"),
     ],
 )
 def test_bad_parameter_fails_with_one_line_naming_it(arg, needle):
@@ -69,10 +74,11 @@ def test_input_hash_tracks_notebook_params_and_kdlib(tmp_path, monkeypatch):
 
 def test_current_chapter_is_skipped(tmp_path, monkeypatch):
     calls = []
+    monkeypatch.delenv("KDLIB_RESULTS_DIR")
     monkeypatch.setattr(run, "is_current", lambda key, profile, digest: True)
     monkeypatch.setattr(run, "execute", lambda *a: calls.append(a))
     monkeypatch.setattr("kdlib.book.write_scoreboard", lambda **kw: None)
-    assert run.run([KEY], "smoke", {}) == 0
+    assert run.run([KEY], "cpu", {}) == 0
     assert calls == []
 
 
@@ -81,14 +87,13 @@ def test_failing_cell_is_reported_briefly(tmp_path, monkeypatch):
     nb_dir.mkdir()
     (tmp_path / "params" / "broken").mkdir(parents=True)
     (tmp_path / "params" / "broken" / "smoke.yaml").write_text("x: 2\n")
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "cells": [
-              {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["profile = 'cpu'\n", "x = 1\n"], "outputs": [], "execution_count": None, "id": "a"},
-              {"cell_type": "code", "metadata": {}, "source": ["y = x + 1\n"], "outputs": [], "execution_count": None, "id": "b"},
-              {"cell_type": "code", "metadata": {}, "source": ["raise ValueError('the model diverged')\n"], "outputs": [], "execution_count": None, "id": "c"},
-          ]}
-    (nb_dir / "broken.ipynb").write_text(json.dumps(nb))
+    (nb_dir / "broken.md").write_text(
+        "---\nkernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "```{code-cell}\n:tags: [parameters]\n\nprofile = 'cpu'\nx = 1\n```\n\n"
+        "```{code-cell}\ny = x + 1\n```\n\n```{code-cell}\nraise ValueError('the model diverged')\n```\n")
+    monkeypatch.setattr(chapters, "ROOT", tmp_path)
     monkeypatch.setattr(run, "ROOT", tmp_path)
+    monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path / "_runs"))
     with pytest.raises(run.RunError) as err:
         run.run(["broken"], "smoke", {})
     message = str(err.value)
@@ -100,6 +105,67 @@ def test_failing_cell_is_reported_briefly(tmp_path, monkeypatch):
 def test_student_copy_drops_solutions(tmp_path):
     out = run.student_copy(KEY, tmp_path)
     cells = json.loads(out.read_text())["cells"]
+    source = chapters.read_notebook(run.notebook_path(KEY)).cells
+    assert any("solution" in c.metadata.get("tags", []) for c in source)
     assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in cells)
-    source = json.loads(run.notebook_path(KEY).read_text())["cells"]
     assert len(cells) == len(source)
+
+
+def test_student_copy_of_unknown_chapter_is_one_line():
+    proc = kdlib_cli("student", "nosuch")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "no chapter 'nosuch'" in proc.stderr
+
+
+def test_version_list_and_help():
+    from kdlib import __version__
+
+    assert kdlib_cli("--version").stdout.strip() == f"kdlib {__version__}"
+    listing = kdlib_cli("list")
+    assert listing.returncode == 0 and "Part I" in listing.stdout and KEY in listing.stdout
+    assert any(word in listing.stdout for word in ("current", "stale"))
+    helptext = kdlib_cli("run", "--help").stdout
+    assert "--profile" in helptext and "smoke:" in helptext and "_runs" in helptext
+
+
+def test_experiments_never_write_the_book(monkeypatch):
+    monkeypatch.delenv("KDLIB_RESULTS_DIR")
+    assert run.writes_book(KEY, "cpu", {})
+    assert run.writes_book(KEY, "paper", {})
+    assert not run.writes_book(KEY, "cpu", {"temperature": 2.0})
+    assert not run.writes_book(KEY, "smoke", {})
+    monkeypatch.setenv("KDLIB_RESULTS_DIR", "/tmp/elsewhere")
+    assert not run.writes_book(KEY, "cpu", {})
+    params = run.resolve_parameters(KEY, "cpu", {"temperature": 2.0})
+    notebook, results_file = run.destinations(KEY, "cpu", params, book=False)
+    assert str(results_file).startswith("/tmp/elsewhere/" + KEY + "/cpu-")
+    assert notebook.parent == results_file.parent
+
+
+def test_second_run_of_a_chapter_is_refused():
+    with run.chapter_lock(KEY):
+        with pytest.raises(run.RunError, match="already running"):
+            with run.chapter_lock(KEY):
+                pass
+
+
+def test_unwritable_results_folder_is_reported_before_training(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # root may write anywhere: stand in for a read-only folder by what os.access reports
+    monkeypatch.setattr(run.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(run.RunError, match=f"cannot write to {locked / KEY}"):
+        run._check_writable(tmp_path, locked / KEY)
+
+
+def test_every_source_has_one_parameters_cell_and_the_chapter_sections():
+    sections = ["## Claim", "## Method", "## Experiment", "## Results", "## Deviations", "## Exercises"]
+    for key in run.all_keys():
+        nb = chapters.read_notebook(run.notebook_path(key))
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, key
+        headings = [line.strip() for c in nb.cells if c.cell_type == "markdown"
+                    for line in c.source.splitlines() if line.startswith("## ")]
+        found = [h for h in headings if h in sections]
+        assert found == sections, (key, headings)

@@ -1,0 +1,109 @@
+"""Chapters as sources: `notebooks/KEY.md` (MyST Markdown, jupytext), their parameters, and
+where a run of one may write.
+
+One rule decides where results go, for the runner and for a notebook run any other way:
+
+* ``kdlib run KEY`` at a profile's committed parameters (cpu, paper) writes the book:
+  ``book/chapters/KEY.ipynb`` and ``book/_results/KEY/PROFILE.json``. The runner tells the
+  kernel where with ``KDLIB_RESULTS_PATH``.
+* Everything else -- ``-p`` overrides, the smoke profile, plain papermill, a student copy,
+  ``KDLIB_RESULTS_DIR`` -- writes ``<runs>/KEY/PROFILE-<params hash>/`` where ``<runs>`` is
+  ``$KDLIB_RESULTS_DIR`` or ``_runs/``, and says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import repro
+
+ROOT = repro.REPO_ROOT
+
+
+class ChapterError(Exception):
+    """A user-facing error: printed as one line, no traceback."""
+
+
+def notebook_path(key: str, root: Path | None = None) -> Path:
+    return Path(root or ROOT) / "notebooks" / f"{key}.md"
+
+
+def all_keys(root: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (Path(root or ROOT) / "notebooks").glob("*.md") if p.stem.lower() != "readme")
+
+
+def read_notebook(path: Path):
+    """The chapter source as an nbformat notebook (jupytext reads the MyST Markdown)."""
+    import jupytext
+
+    path = Path(path)
+    if not path.exists():
+        raise ChapterError(f"no chapter source {path}")
+    return jupytext.read(path)
+
+
+def parameters_source(nb, name: str = "") -> str:
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ChapterError(f"{name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0].source
+
+
+def parse_parameters(source: str, name: str = "") -> dict:
+    """name -> default value of a parameters cell (flat `name = literal` lines only)."""
+    params = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ChapterError(f"{name}: the parameters cell must hold only `name = literal` lines")
+        try:
+            params[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ChapterError(f"{name}: parameter {node.targets[0].id!r} is not a literal") from None
+    return params
+
+
+def notebook_parameters(path: Path) -> dict:
+    """The defaults of a chapter's parameters cell (its cpu profile)."""
+    path = Path(path)
+    return parse_parameters(parameters_source(read_notebook(path), path.name), path.name)
+
+
+def chapter_parameters(key: str, namespace: dict) -> dict:
+    """The values of `key`'s parameters, read from `namespace` (a notebook's globals()).
+
+    The names come from the chapter's parameters cell, so a results file records
+    exactly the chapter's parameters and nobody lists them by hand.
+    """
+    names = notebook_parameters(notebook_path(key))
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise ChapterError(f"{key}: parameters {missing} are not defined in this notebook")
+    return {n: namespace[n] for n in names}
+
+
+def params_hash(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def runs_root() -> Path:
+    """$KDLIB_RESULTS_DIR, else _runs/ of this repository: where every non-book run writes."""
+    return Path(os.environ.get("KDLIB_RESULTS_DIR") or ROOT / "_runs")
+
+
+def run_dir(key: str, profile: str, params: dict) -> Path:
+    return runs_root() / key / f"{profile}-{params_hash(params)}"
+
+
+def book_results_path(key: str, profile: str) -> Path:
+    return ROOT / "book" / "_results" / key / f"{profile}.json"
+
+
+def results_path(key: str, profile: str, params: dict) -> Path:
+    """Where a notebook writes its results file (the runner decides for its own runs)."""
+    if os.environ.get("KDLIB_RESULTS_PATH"):
+        return Path(os.environ["KDLIB_RESULTS_PATH"])
+    return run_dir(key, profile, params) / "results.json"

@@ -1,0 +1,98 @@
+"""The `kdlib` command: run chapters, list them, write student copies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, chapters, results, run
+
+EPILOG = """examples:
+  kdlib run dkd                          the book's run (cpu profile), skipped if current
+  kdlib run dkd -p beta=2                an experiment: written under _runs/, never into book/
+  kdlib run --all --profile smoke        every chapter in seconds (under _runs/)
+  kdlib list                             chapters by part, profiles, current or stale, verdicts
+  kdlib student --all                    exercise copies without solutions
+"""
+
+
+def _parts() -> list[tuple[str, list[str]]]:
+    """(caption, chapter keys) of the book's parts, in _toc.yml order."""
+    import yaml
+
+    toc = yaml.safe_load((run.ROOT / "_toc.yml").read_text())
+    parts = []
+    for part in toc.get("parts", []):
+        keys = [c["file"].split("/")[-1] for c in part.get("chapters", []) if "/chapters/" in c.get("file", "")]
+        if keys:
+            parts.append((part.get("caption", ""), keys))
+    listed = {k for _, keys in parts for k in keys}
+    extra = [k for k in chapters.all_keys() if k not in listed]
+    return parts + ([("Not in the table of contents", extra)] if extra else [])
+
+
+def list_chapters() -> int:
+    for caption, keys in _parts():
+        print(caption)
+        for key in keys:
+            profiles = ",".join(p for p in run.PROFILES if (run.ROOT / "params" / key / f"{p}.yaml").exists())
+            try:
+                state = "current" if run.is_current(key, "cpu", run.input_hash(key, run.resolve_parameters(key, "cpu"))) else "stale"
+            except chapters.ChapterError as err:
+                state = f"broken ({err})"
+            res = results.load(key, "cpu")
+            counts = {}
+            for claim in (res or {}).get("claims", []):
+                counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+            verdicts = ", ".join(f"{n} {v}" for v, n in counts.items()) or "no results"
+            print(f"  {key:<20} profiles: {profiles:<16} {state:<8} {verdicts}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="kdlib", description="Knowledge Distillation, Reproduced: run the book's chapters.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kdlib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute chapters with papermill",
+                           description="Execute chapters. Only the committed cpu/paper parameters write book/; "
+                                       "anything else writes _runs/KEY/PROFILE-<hash>/ and prints the path.")
+    p_run.add_argument("name", nargs="?", help="chapter key (the source is notebooks/NAME.md)")
+    p_run.add_argument("--all", action="store_true", help="every chapter")
+    p_run.add_argument("--profile", choices=run.PROFILES, default=run.BOOK_PROFILE,
+                       help="smoke: seconds, for tests; cpu: the book's run (default); paper: one GPU, the paper's setting")
+    p_run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                       help="override one parameter (repeatable; values read as YAML); the run goes to _runs/")
+    p_run.add_argument("--force", action="store_true", help="run even if the book's copy is current")
+    p_list = sub.add_parser("list", help="chapters by part: profile files, current or stale, verdict counts")
+    p_list.set_defaults(name=None, all=True)
+    p_student = sub.add_parser("student", help="write exercise copies of chapters without the solutions")
+    p_student.add_argument("name", nargs="?", help="chapter key")
+    p_student.add_argument("--all", action="store_true", help="every chapter")
+    p_student.add_argument("--out", default=str(run.ROOT / "_build" / "student"),
+                           help="folder for the copies (default: _build/student)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return list_chapters()
+        if bool(args.name) == bool(args.all):
+            raise run.RunError("give a chapter NAME or --all (not both)")
+        keys = chapters.all_keys() if args.all else [args.name]
+        if args.command == "student":
+            for key in keys:
+                print(run.student_copy(key, Path(args.out)))
+            return 0
+        if args.all and args.param:
+            raise run.RunError("-p applies to one chapter; drop --all")
+        return run.run(keys, args.profile, run.parse_overrides(args.param), args.force)
+    except run.RunError as err:
+        print(f"kdlib: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kdlib: interrupted; nothing was written to the book", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
