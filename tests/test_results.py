@@ -224,14 +224,6 @@ def test_typed_verdicts_are_refused(tmp_path, monkeypatch):
     assert results.load("demo", "smoke")["claims"][0]["verdict"] == results.REPRODUCED
 
 
-def test_committed_scoreboard_is_generated_from_committed_results():
-    from kdlib.repro import REPO_ROOT
-    from kdlib.run import toc_keys
-
-    expected = book.scoreboard_markdown(REPO_ROOT / "book" / "_results", toc_keys())
-    assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == expected
-
-
 def test_committed_results_files_are_well_formed():
     from kdlib.repro import REPO_ROOT
 
