@@ -43,7 +43,8 @@ def fmt_ours(c: dict, digits: int = 2) -> str:
     unit = f" {ours['unit']}" if ours.get("unit") else ""
     std = ours.get("std")
     spread = "nan" if std is None or math.isnan(std) else f"{abs(std):.{digits}f}"
-    return f"{_num(ours['mean'], digits)} ± {spread}{unit} [{_num(lo, digits)}, {_num(hi, digits)}] ({level}n={ours['n']})"
+    interval = f"[{_num(lo, digits)}, {_num(hi, digits)}]"
+    return f"{_num(ours['mean'], digits)} ± {spread}{unit} {interval} ({level}n={ours['n']})"
 
 
 def verdict_text(c: dict) -> str:

@@ -29,7 +29,8 @@ def board(tmp_path, monkeypatch):
     results.save("beta", "cpu", {}, [0, 1, 2, 3, 4], [], [claim("b_hurts", [-1.0, -1.2, -0.9, -1.1, -1.0])])
     results.save("beta", "smoke", {}, [0, 1], [], [claim("b_smoke", [1.0, 1.0])])
     # a results file older than the protocol: no kind, no delta
-    results.save("gamma", "cpu", {}, [0, 1, 2], [], [results.paired_claim("g_old", "gamma helps", "p", [1.0, -2.0, 0.5], 0)])
+    old = results.paired_claim("g_old", "gamma helps", "p", [1.0, -2.0, 0.5], 0)
+    results.save("gamma", "cpu", {}, [0, 1, 2], [], [old])
     return tmp_path
 
 
