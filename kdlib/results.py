@@ -291,6 +291,9 @@ def plan_seeds(pilot: dict, deltas: dict, m: int, target=None, n_min=5, n_max=20
 def pilot_record(seeds, diffs: dict, deltas: dict, m: int, units=None, target=None, n_min=5, n_max=200) -> dict:
     """The `pilot` entry of a results file: its seeds, diffs, and the seeds each claim needs."""
     units = units or {}
+    missing = sorted(set(diffs) - set(deltas))
+    if missing:
+        raise ValueError(f"pilot_record: no delta for claim(s) {', '.join(missing)}")
     n_needed = {k: seeds_needed(d, deltas[k], m, target, n_min, n_max) for k, d in diffs.items()}
     return {"seeds": [int(s) for s in seeds], "diffs": {k: list(map(float, d)) for k, d in diffs.items()},
             "deltas": dict(deltas), "m": m, "n_needed": n_needed, "n": max(n_needed.values()),
