@@ -31,3 +31,18 @@ def logits():
     teacher = 2.0 * torch.randn(8, 10, generator=g)
     target = torch.randint(0, 10, (8,), generator=g)
     return student, teacher, target
+
+
+def save_in(root, key, profile, *args, **kwargs):
+    """results.save into root/KEY/PROFILE.json (the layout of book/_results), as the runner directs it."""
+    from kdlib import results
+
+    old = os.environ.get("KDLIB_RESULTS_PATH")
+    os.environ["KDLIB_RESULTS_PATH"] = str(root / key / f"{profile}.json")
+    try:
+        return results.save(key, profile, *args, **kwargs)
+    finally:
+        if old is None:
+            os.environ.pop("KDLIB_RESULTS_PATH")
+        else:
+            os.environ["KDLIB_RESULTS_PATH"] = old

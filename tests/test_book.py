@@ -1,4 +1,4 @@
-"""The book builds offline with warnings as errors."""
+"""The scoreboard page and its forest plot; the book builds offline with warnings as errors."""
 
 import shutil
 import subprocess
@@ -7,11 +7,88 @@ from pathlib import Path
 
 import pytest
 
+from conftest import save_in
+from kdlib import book, results
 from kdlib.repro import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+PARTS = {"alpha": "Part I: Logit distillation", "beta": "Part I: Logit distillation", "gamma": "Part V: LMs"}
 
 
+def claim(id, diffs, kind="paper", direction="greater", delta=0.5, text=None):
+    return results.claim(id, text or f"claim {id}", "paper: +1.0 points", diffs, 0.0, kind=kind, direction=direction,
+                         delta=delta, delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points")
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch):
+    root = tmp_path / "_results"
+    save_in(root, "alpha", "cpu", {}, [0, 1, 2, 3, 4], [], [
+        claim("a_helps", [1.0, 1.2, 0.9, 1.1, 1.0], text="alpha | helps"),
+        claim("a_tiny", [0.01, -0.02, 0.0, 0.02, -0.01]),
+        claim("a_same", [0.01, -0.02, 0.0, 0.02, -0.01], kind="hypothesis", direction="equivalent"),
+    ])
+    save_in(root, "beta", "cpu", {}, [0, 1, 2, 3, 4], [], [claim("b_hurts", [-1.0, -1.2, -0.9, -1.1, -1.0])])
+    save_in(root, "beta", "smoke", {}, [0, 1], [], [claim("b_smoke", [1.0, 1.0])])
+    # a results file older than the protocol: no kind, no delta
+    old = results.paired_claim("g_old", "gamma helps", "p", [1.0, -2.0, 0.5], 0)
+    save_in(root, "gamma", "cpu", {}, [0, 1, 2], [], [old])
+    return tmp_path
+
+
+def test_scoreboard_table_lists_every_claim(board):
+    path = book.write_scoreboard(results_root=board / "_results", toc_keys=["alpha", "beta", "gamma"], parts=PARTS)
+    text = path.read_text()
+    assert path == board / "scoreboard.md" and (board / "_static" / "scoreboard.svg").exists()
+    assert "![" in text and "(_static/scoreboard.svg)" in text
+    assert "**Paper claims: 4** — 1 reproduced, 2 not reproduced (1 negligible), 1 inconclusive." in text
+    assert "**The book's hypotheses: 1** — 1 reproduced, 0 not reproduced, 0 inconclusive." in text
+    assert "1 claim from results files older than the protocol (no delta fixed) appears in the table only." in text
+    assert "| [alpha](chapters/alpha.ipynb) | alpha \\| helps | **reproduced** | +1.04 points [" in text
+    assert "| claim a_tiny | **not reproduced (negligible)** |" in text
+    assert "| claim a_same *(hypothesis)* | **reproduced** |" in text
+    assert "| [beta](chapters/beta.ipynb) | claim b_hurts | **not reproduced** | -1.04 points [" in text
+    assert "| [gamma](chapters/gamma.ipynb) | gamma helps | **inconclusive** |" in text
+    assert "b_smoke" not in text and "paper: +1.0" not in text  # no smoke runs, no paper numbers
+    assert text.index("alpha | helps".replace("|", "\\|")) < text.index("b_hurts") < text.index("gamma helps")
+
+
+def test_scoreboard_rows_are_oriented_and_scaled_by_delta(board):
+    rows = {r["id"]: r for r in book.scoreboard_rows(board / "_results", toc_keys=None, parts=PARTS)}
+    (lo, hi), mid = rows["a_helps"]["scaled"]
+    assert mid == pytest.approx(1.04 / 0.5) and lo < mid < hi
+    assert rows["g_old"]["scaled"] is None and rows["g_old"]["kind"] == "paper"
+    assert rows["g_old"]["part"] == "Part V: LMs" and rows["a_helps"]["part"] == "Part I: Logit distillation"
+    less = results.decide([claim("l", [-1.0, -1.2, -0.9, -1.1, -1.0], direction="less")])[0]
+    assert less["verdict"] == results.REPRODUCED
+
+
+def test_forest_plot_is_byte_identical_whoever_draws_it(board):
+    rows = book.scoreboard_rows(board / "_results", parts=PARTS)
+    first = book.scoreboard_svg(rows)
+    book.set_style()  # a chapter's style must not leak into the page
+    assert book.scoreboard_svg(rows) == first
+    assert first.startswith(b"<?xml") and b"<dc:date>" not in first
+    assert book.scoreboard_svg(rows[:1]) != first
+    book.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
+    assert (board / "_static" / "scoreboard.svg").read_bytes() == first
+    assert book.scoreboard_svg([]).startswith(b"<?xml")  # no claims yet: a placeholder, not an error
+
+
+def test_toc_parts_reads_the_captions():
+    parts = book.toc_parts()
+    assert parts["dkd"] == "Part I: Logit distillation"
+    assert list(parts).index("hinton2015_kd") < list(parts).index("lm_divergences")
+
+
+def test_committed_scoreboard_and_figure_are_generated_from_committed_results():
+    from kdlib.run import toc_keys
+
+    rows = book.scoreboard_rows(REPO_ROOT / "book" / "_results", toc_keys())
+    assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == book.scoreboard_markdown(rows=rows)
+    assert (REPO_ROOT / "book" / "_static" / "scoreboard.svg").read_bytes() == book.scoreboard_svg(rows)
+
+
+@pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_book_builds_with_warnings_as_errors(tmp_path):
     jb = Path(sys.executable).parent / "jupyter-book"

@@ -3,9 +3,17 @@
 import json
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
+from conftest import save_in
 from kdlib import book, results
+
+
+def claim(id, a, b=0.0, kind="paper", direction="greater", delta=0.5):
+    return results.claim(id, f"claim {id}", "the paper says so", a, b, kind=kind, direction=direction, delta=delta,
+                         delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points")
 
 
 def test_summarize_matches_a_t_interval():
@@ -17,20 +25,164 @@ def test_summarize_matches_a_t_interval():
 
 
 @pytest.mark.parametrize(
-    "ci, direction, margin, expected",
+    "ci, direction, delta, expected, negligible",
     [
-        ((0.5, 1.5), "greater", 0.0, results.REPRODUCED),
-        ((-1.5, -0.5), "greater", 0.0, results.NOT_REPRODUCED),
-        ((-0.5, 1.5), "greater", 0.0, results.INCONCLUSIVE),
-        ((-1.5, -0.5), "less", 0.0, results.REPRODUCED),
-        ((0.5, 1.5), "less", 0.0, results.NOT_REPRODUCED),
-        ((-0.2, 0.3), "greater", 0.5, results.NOT_REPRODUCED),  # inside the equivalence margin
-        ((-0.2, 0.8), "greater", 0.5, results.INCONCLUSIVE),
-        ((math.nan, math.nan), "greater", 0.0, results.INCONCLUSIVE),
+        ((0.5, 1.5), "greater", 0.1, results.REPRODUCED, False),
+        ((-1.5, -0.5), "greater", 0.1, results.NOT_REPRODUCED, False),
+        ((-0.5, 1.5), "greater", 0.1, results.INCONCLUSIVE, False),
+        ((-1.5, -0.5), "less", 0.1, results.REPRODUCED, False),
+        ((0.5, 1.5), "less", 0.1, results.NOT_REPRODUCED, False),
+        ((-0.2, 0.3), "greater", 0.5, results.NOT_REPRODUCED, True),  # inside (-delta, delta): negligible
+        ((-0.2, 0.8), "greater", 0.5, results.INCONCLUSIVE, False),
+        ((-0.2, 0.3), "greater", None, results.INCONCLUSIVE, False),  # deprecated claims: no delta
+        ((-0.2, 0.3), "equivalent", 0.5, results.REPRODUCED, False),
+        ((0.6, 0.9), "equivalent", 0.5, results.NOT_REPRODUCED, False),  # wholly outside: |effect| >= delta
+        ((-0.9, -0.5), "equivalent", 0.5, results.NOT_REPRODUCED, False),
+        ((0.2, 0.7), "equivalent", 0.5, results.INCONCLUSIVE, False),
+        ((math.nan, math.nan), "greater", 0.5, results.INCONCLUSIVE, False),
     ],
 )
-def test_verdict_rule(ci, direction, margin, expected):
-    assert results.verdict(ci, direction, margin) == expected
+def test_verdict_rule(ci, direction, delta, expected, negligible):
+    assert results.verdict(ci, direction, delta) == (expected, negligible)
+
+
+def test_verdict_refuses_an_unknown_direction():
+    with pytest.raises(ValueError, match="direction"):
+        results.verdict((0, 1), "bigger", 0.5)
+
+
+def test_claim_stores_raw_statistics_matching_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1.0, 8), rng.normal(0.5, 1.0, 8)
+    c = claim("x", a, b)
+    assert c["kind"] == "paper" and c["delta"] == 0.5 and c["metric"] == "test accuracy, A − B"
+    assert c["ours"]["p"] == pytest.approx(stats.ttest_1samp(a - b, 0.0).pvalue)
+    assert c["ours"]["ci"] == pytest.approx(list(stats.t.interval(0.95, 7, np.mean(a - b), stats.sem(a - b))))
+    assert "verdict" not in c  # decided with the chapter's other claims, by `decide`
+    d = rng.normal(0.1, 0.2, 8)
+    eq = claim("e", d, direction="equivalent")
+    tost = max(stats.ttest_1samp(d, -0.5, alternative="greater").pvalue,
+               stats.ttest_1samp(d, 0.5, alternative="less").pvalue)
+    assert eq["ours"]["p"] == pytest.approx(tost)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"delta": 0}, "delta"), ({"delta": None}, "delta"), ({"delta": math.nan}, "delta"),
+    ({"kind": "guess"}, "kind"), ({"direction": "up"}, "direction"), ({"delta_why": ""}, "delta_why"),
+])
+def test_claim_refuses_bad_protocol_fields(kw, match):
+    args = dict(kind="paper", direction="greater", delta=0.5, delta_why="why", metric="m")
+    with pytest.raises(ValueError, match=match):
+        results.claim("x", "t", "p", [1.0, 2.0], 0.0, **{**args, **kw})
+
+
+def test_holm_on_known_p_values():
+    p_holm, alphas = results.holm_levels([0.01, 0.04, 0.03, 0.005])
+    # by hand: sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(2*0.03, 1*0.04)
+    assert p_holm == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # 0.005 <= 0.05/4 and 0.01 <= 0.05/3 are rejected; 0.03 > 0.05/2 stops Holm: 0.04 keeps 0.05/2
+    assert alphas == pytest.approx([0.05 / 3, 0.025, 0.025, 0.0125])
+
+
+def test_decide_intervals_agree_with_holm_adjusted_p():
+    rng = np.random.default_rng(1)
+    claims = [claim(f"c{i}", rng.normal(mu, 1.0, 10)) for i, mu in enumerate([2.0, 0.9, 0.7, 0.6, 0.0])]
+    claims.append(claim("h", rng.normal(0.8, 1.0, 10), kind="hypothesis"))
+    decided = {c["id"]: c for c in results.decide(claims)}
+    paper = [decided[f"c{i}"] for i in range(5)]
+    p_holm, alphas = results.holm_levels([c["p"] for c in paper])
+    for c, ph, a in zip(paper, p_holm, alphas):
+        assert c["p_holm"] == pytest.approx(ph) and c["level"] == pytest.approx(1 - a)
+        lo, hi = c["ci_holm"]
+        assert (lo > 0 or hi < 0) == (c["p_holm"] <= 0.05)
+        se = c["ours"]["std"] / math.sqrt(10)
+        assert c["ci_holm"] == pytest.approx(list(stats.t.interval(1 - a, 9, c["ours"]["mean"], se)))
+    h = decided["h"]
+    assert h["p_holm"] == h["p"] and h["level"] == pytest.approx(0.95)
+    assert h["ci_holm"] == pytest.approx(h["ours"]["ci"])
+    assert {c["verdict"] for c in paper} == {results.REPRODUCED, results.INCONCLUSIVE}
+    assert claims[0].get("verdict") is None  # the input is not changed
+
+
+@pytest.mark.parametrize("diffs, direction, delta, expected, negligible", [
+    ([1.0, 1.2, 0.9, 1.1, 1.0], "greater", 0.5, results.REPRODUCED, False),
+    ([-1.0, -1.2, -0.9, -1.1, -1.0], "greater", 0.5, results.NOT_REPRODUCED, False),
+    ([0.01, -0.02, 0.0, 0.02, -0.01], "greater", 0.5, results.NOT_REPRODUCED, True),
+    ([1.0, -1.2, 0.9, -1.1, 0.3], "greater", 0.5, results.INCONCLUSIVE, False),
+    ([0.01, -0.02, 0.0, 0.02, -0.01], "equivalent", 0.5, results.REPRODUCED, False),
+    ([1.0, 1.2, 0.9, 1.1, 1.0], "equivalent", 0.5, results.NOT_REPRODUCED, False),
+    ([0.4, 0.6, 0.3, 0.7, 0.5], "equivalent", 0.5, results.INCONCLUSIVE, False),
+])
+def test_decided_verdicts(diffs, direction, delta, expected, negligible):
+    c = results.decide([claim("x", diffs, direction=direction, delta=delta)])[0]
+    assert (c["verdict"], c["negligible"]) == (expected, negligible)
+    assert c["n"] == 5 and c["delta"] == delta and c["kind"] == "paper" and c["rule"]
+
+
+def test_underpowered_when_the_interval_is_wider_than_delta():
+    wide = results.decide([claim("w", [1.0, -1.2, 0.9, -1.1, 0.3], delta=0.5)])[0]
+    assert wide["underpowered"] and "Underpowered" in wide["rule"]
+    narrow = results.decide([claim("n", [1.0, 1.2, 0.9, 1.1, 1.0], delta=0.5)])[0]
+    assert narrow["underpowered"] is False and "Underpowered" not in narrow["rule"]
+
+
+def test_seeds_needed_matches_a_hand_computation():
+    pilot = [1.0, 2.0, 3.0, 4.0, 5.0]  # s = sqrt(2.5)
+    s = math.sqrt(2.5)
+    assert 2.200985160082949 * s / math.sqrt(12) > 1.0  # t_{0.975, 11}: 12 seeds miss half-width 1
+    assert 2.1788128296634177 * s / math.sqrt(13) <= 1.0  # t_{0.975, 12}: 13 seeds reach it
+    assert results.seeds_needed(pilot, delta=2.0) == 13
+    assert results.seeds_needed(pilot, delta=2.0, m=3) > 13  # Holm's strictest level needs more
+    assert results.seeds_needed(pilot, delta=100.0) == 5  # n_min
+    assert results.seeds_needed(pilot, delta=0.01, n_max=50) == 50
+    assert "not reachable within 50 seeds" in results.power_line(pilot, 0.01, n_max=50)
+    assert "13 seeds" in results.power_line(pilot, 2.0, unit="points")
+
+
+def test_seeds_needed_is_monotone_in_delta():
+    pilot = [0.3, -0.4, 1.1, 0.2, 0.9, -0.1]
+    needs = [results.seeds_needed(pilot, d, m=2) for d in (0.2, 0.3, 0.5, 0.8, 1.3, 2.0)]
+    assert needs == sorted(needs, reverse=True) and needs[0] > needs[-1]
+    assert results.plan_seeds({"a": pilot, "b": [1.0, 1.1]}, {"a": 0.5, "b": 0.5}, m=2) == \
+        results.seeds_needed(pilot, 0.5, m=2)
+    with pytest.raises(ValueError, match="pilot"):
+        results.seeds_needed([1.0], 0.5)
+
+
+def test_pilot_seeds_are_never_reused(tmp_path, monkeypatch):
+    root = tmp_path
+    pilot = results.pilot_record([100, 101, 102], {"c": [1.0, 1.4, 0.8]}, {"c": 0.5}, m=1, units={"c": "points"})
+    c = claim("c", [2.0, 2.1, 1.9, 2.2, 2.0])
+    with pytest.raises(ValueError, match=r"reuse pilot seeds \[101\]"):
+        save_in(root, "demo", "smoke", {}, [0, 1, 101, 3, 4], [], [c], pilot=pilot)
+    save_in(root, "demo", "smoke", {}, [0, 1, 2, 3, 4], [], [c], pilot=pilot)
+    saved = results.load("demo", "smoke", root)["pilot"]
+    assert saved["seeds"] == [100, 101, 102] and saved["n"] == saved["n_needed"]["c"] >= 5
+    assert "points" in saved["lines"]["c"]
+
+
+def test_save_refuses_a_claim_without_delta_or_kind(tmp_path, monkeypatch):
+    root = tmp_path
+    for field in ("delta", "kind"):
+        c = claim("c", [2.0, 2.1, 1.9])
+        del c[field]
+        with pytest.raises(ValueError, match="kind and delta are required"):
+            save_in(root, "demo", "smoke", {}, [0, 1, 2], [], [c])
+    with pytest.raises(ValueError, match="duplicate"):
+        save_in(root, "demo", "smoke", {}, [0, 1, 2], [], [claim("c", [1, 2, 3]), claim("c", [1, 2, 3])])
+
+
+def test_save_writes_the_decided_protocol_fields(tmp_path, monkeypatch):
+    root = tmp_path
+    claims = [claim("a", [2.0, 2.1, 1.9, 2.2]), claim("b", [0.1, -0.2, 0.3, 0.0]),
+              claim("h", [0.0, 0.1, -0.1, 0.05], kind="hypothesis", direction="equivalent")]
+    save_in(root, "demo", "cpu", {}, [0, 1, 2, 3], [], claims)
+    saved = {c["id"]: c for c in results.load("demo", "cpu", root)["claims"]}
+    for c in saved.values():
+        assert {"kind", "delta", "delta_why", "p", "p_holm", "ci_holm", "level", "n", "verdict", "negligible",
+                "underpowered", "rule", "metric"} <= set(c)
+    assert saved["a"]["p_holm"] == pytest.approx(min(1.0, 2 * saved["a"]["p"]))  # the smaller p of m = 2
+    assert saved["h"]["p_holm"] == saved["h"]["p"] and saved["h"]["level"] == pytest.approx(0.90)
 
 
 def test_paired_claim_pairs_by_seed():
@@ -42,6 +194,8 @@ def test_paired_claim_pairs_by_seed():
     assert claim["ours"]["n"] == 4
     one_sample = results.paired_claim("y", "above chance", "", [50, 60, 55], 10.0)
     assert one_sample["verdict"] == results.REPRODUCED
+    assert claim["kind"] == "paper" and claim["delta"] is None and claim["deprecated"]
+    assert results.paired_claim("z", "", "", [0.1, -0.1, 0.0], 0.0, margin=0.5)["negligible"]
 
 
 def test_single_seed_is_inconclusive():
@@ -63,35 +217,14 @@ def test_save_and_load_round_trip(tmp_path, monkeypatch):
 
 
 def test_typed_verdicts_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path))
+    root = tmp_path
     fake = {"id": "c", "verdict": "looks good"}
-    with pytest.raises(ValueError, match="verdict"):
-        results.save("demo", "smoke", {}, [0], [], [fake])
-
-
-def _save_as(monkeypatch, root, key, profile, *args):
-    monkeypatch.setenv("KDLIB_RESULTS_PATH", str(root / key / f"{profile}.json"))
-    return results.save(key, profile, *args)
-
-
-def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
-    root = tmp_path / "_results"
-    _save_as(monkeypatch, root, "alpha", "cpu", {}, [0, 1, 2], [], [results.paired_claim("c1", "alpha helps", "p", [2.0, 2.1, 1.9], 0)])
-    _save_as(monkeypatch, root, "beta", "cpu", {}, [0, 1], [], [results.paired_claim("c2", "beta | helps", "p", [1, -2], 0)])
-    _save_as(monkeypatch, root, "beta", "smoke", {}, [0, 1], [], [results.paired_claim("c3", "smoke only", "p", [1, 1], 0)])
-    path = book.write_scoreboard(results_root=root, toc_keys=["alpha", "beta"])
-    text = path.read_text()
-    assert path == tmp_path / "scoreboard.md"
-    assert "alpha helps" in text and "beta \\| helps" in text and "smoke only" not in text
-    assert "**2 claims:** 1 reproduced, 0 not reproduced, 1 inconclusive." in text
-
-
-def test_committed_scoreboard_is_generated_from_committed_results():
-    from kdlib.repro import REPO_ROOT
-    from kdlib.run import toc_keys
-
-    expected = book.scoreboard_markdown(REPO_ROOT / "book" / "_results", toc_keys())
-    assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == expected
+    with pytest.raises(ValueError, match="never typed"):
+        save_in(root, "demo", "smoke", {}, [0], [], [fake])
+    # a computed claim whose verdict was overwritten by hand is decided again on save
+    c = dict(claim("c", [2.0, 2.1, 1.9]), verdict="not reproduced")
+    path = save_in(root, "demo", "smoke", {}, [0, 1, 2], [], [c])
+    assert results.read(path)["claims"][0]["verdict"] == results.REPRODUCED
 
 
 def test_committed_results_files_are_well_formed():
