@@ -35,3 +35,29 @@ def test_readme_names_the_two_commands_and_ci_runs_the_tests():
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "python3 -m venv" in makefile.replace("$(PYTHON)", "python3") and "torch==2.13.0" in makefile
+
+
+def test_license_and_citation_match_pyproject():
+    import yaml
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    license_text = (REPO_ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and project["license"]["text"] == "MIT"
+    assert "Copyright (c) 2026 The kdlib authors" in license_text
+    cff = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0"
+    assert str(cff["version"]) == project["version"], "CITATION.cff and pyproject.toml versions differ"
+    assert cff["license"] == "MIT" and cff["authors"] == [{"name": "The kdlib authors"}]
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    assert cff["repository-code"] == config["repository"]["url"]
+
+
+def test_publish_workflow_builds_with_make_book_and_deploys_the_html():
+    import yaml
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    assert any(step.get("run") == "make book" for step in steps)
+    upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert upload and upload[0]["with"]["path"] == "_build/html"
+    assert workflow["permissions"]["pages"] == "write" and workflow["permissions"]["id-token"] == "write"
