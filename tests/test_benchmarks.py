@@ -11,7 +11,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_paper_epoch_benchmark_runs_at_tiny_size():
-    proc = subprocess.run([sys.executable, "benchmarks/bench_cifar_epoch.py", "--images", "32", "--batch", "16"],
+    proc = subprocess.run([sys.executable, "benchmarks/bench_cifar_epoch.py", "--images", "48", "--batch", "16",
+                           "--device", "cpu", "--workers", "0"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "images/s" in proc.stdout and "data share" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("kdlib paper path") and "images/s" in line and "data share" in line for line in lines)
+    assert any(line.startswith("reference DataLoader") and "data share" in line for line in lines)
+    assert any(line.startswith("ratio kdlib / reference") for line in lines)

@@ -143,3 +143,48 @@ def test_toy_forward_kl_averages_modes_and_reverse_kl_seeks_one():
     rkl = fit_gaussian(teacher, x, "rkl", steps=300)
     assert abs(fkl["mean"]) < 0.2 and fkl["std"] > 1.5  # covers both modes
     assert abs(rkl["mean"] - 2.0) < 0.2 and rkl["std"] < 1.0  # sits on one
+
+
+def test_paper_length_sequences_smoke(oracle):
+    """seq_len 128 (the paper profile's): 129 tokens with the tag, one more than the default 128 positions."""
+    seq_len, prompt = 128, 33
+    too_short = lm(oracle)
+    with pytest.raises(ValueError, match="n_positions=128"):
+        metrics.golden_token_kl(oracle, too_short, oracle.sample(2, seq_len))
+    teacher = lm(oracle, max_len=1 + seq_len)
+    student = lm(oracle, seed=1, max_len=1 + seq_len, n_embd=8)
+    assert student.config.n_positions == 129
+    assert lm(oracle, max_len=49).config.n_positions == 128  # the cpu profile's models are unchanged
+    data = oracle_stream(oracle, 4, seq_len, prompt_len=prompt)
+    for method in (TokenKD(oracle.n_vocab, "rkl"), GKD(oracle.n_vocab, prompt, lam=1.0)):
+        history = train(student, method, data, teacher=teacher, steps=3, lr=1e-2, progress=False)
+        assert all(math.isfinite(v) for v in history["loss"])
+    eval_tokens = oracle.sample(4, seq_len, generator=torch.Generator().manual_seed(0))
+    assert metrics.golden_token_kl(oracle, student, eval_tokens) > 0
+    assert math.isfinite(metrics.precision_rkl(oracle, student, eval_tokens[:, :prompt], seq_len - prompt + 1)[0])
+    with pytest.raises(ValueError, match="max_len=130"):  # one token beyond: a clear error, not an index error
+        metrics.precision_rkl(oracle, student, eval_tokens[:, :prompt], seq_len - prompt + 2)
+
+
+def test_oracle_stream_prefetch_serves_the_pool_in_order(oracle):
+    one = oracle_stream(oracle, 4, 6)
+    pooled = oracle_stream(oracle, 4, 6, prefetch=3)
+    g = torch.Generator().manual_seed(0)
+    batches = [pooled(step, g)["tokens"] for step in range(6)]
+    pool = oracle.sample(12, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(batches[:3]), pool)  # steps 0-2: one call, in order
+    assert not torch.equal(batches[3], batches[0])  # step 3: a fresh pool
+    # on the CPU the default is one batch per call: the original stream
+    assert torch.equal(one(0, torch.Generator().manual_seed(0))["tokens"],
+                       oracle.sample(4, 6, generator=torch.Generator().manual_seed(0)))
+
+
+def test_text_teacher_budget_capped_in_epochs():
+    from kdlib.lm.models import MAX_TEXT_EPOCHS, lm_spec
+
+    corpus = CharCorpus()
+    n = len(corpus.train_ids)
+    assert lm_spec(corpus, ARCH, tokens=50_000_000)["tokens"] == MAX_TEXT_EPOCHS * n
+    assert lm_spec(corpus, ARCH, tokens=50_000_000, max_epochs=2)["tokens"] == 2 * n
+    assert lm_spec(corpus, ARCH, tokens=1_000_000)["tokens"] == 1_000_000  # the cpu profile: under the cap
+    assert lm_spec(MixtureHMMOracle(seed=0), ARCH, tokens=50_000_000)["tokens"] == 50_000_000  # fresh samples

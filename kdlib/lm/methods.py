@@ -151,7 +151,7 @@ class GKD(Method):
 
     def prefixes(self, student, teacher, batch):
         tokens, generator = batch["tokens"], batch.get("generator")
-        on_policy = torch.rand(len(tokens), generator=generator) < self.current_lam()  # (B,)
+        on_policy = (torch.rand(len(tokens), generator=generator) < self.current_lam()).to(tokens.device)  # (B,)
         if on_policy.any():
             n_new = tokens.shape[1] - self.prompt_len
             student_tokens = sample(student, tokens[on_policy, :self.prompt_len], n_new,

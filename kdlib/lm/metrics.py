@@ -8,6 +8,10 @@ Sequence level, with exact oracle log-likelihoods:
     coverage   FKL(O || S) = E_{y ~ p_O}[log p_O(y|x) - log q_S(y|x)]   on oracle samples
 
 both reported in nats per response token. Lower is better for both.
+
+Devices: a model's log-probs stay on the model's device and the oracle's on
+the oracle's; a golden comparison runs on the oracle's device. Tokens may be
+anywhere. Every metric returns a Python float.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ def _batched(fn, tokens, batch_size=512):
 
 @torch.no_grad()
 def model_logprobs(model, tokens, n_vocab, batch_size=512):
-    """log q(x_{t+1} = v | x_{<=t}) of a model over the content vocabulary: (N, T, n_vocab)."""
-    return _batched(lambda t: lm_logits(model, t, n_vocab).log_softmax(-1).cpu(), tokens, batch_size)
+    """log q(x_{t+1} = v | x_{<=t}) of a model over the content vocabulary: (N, T, n_vocab) on its device."""
+    return _batched(lambda t: lm_logits(model, t, n_vocab).log_softmax(-1), tokens, batch_size)
 
 
 def _token_kl(log_p, log_q, tokens, mask, direction):
@@ -52,7 +56,7 @@ def golden_token_kl(oracle, model, tokens, mask=None, direction="forward"):
     tokens = tokens.cpu()
     mask = _content_mask(tokens) if mask is None else mask.cpu()
     log_o = oracle.next_token_logprobs(tokens)
-    return _token_kl(log_o, model_logprobs(model, tokens, oracle.n_vocab), tokens, mask, direction)
+    return _token_kl(log_o, model_logprobs(model, tokens, oracle.n_vocab).to(log_o.device), tokens, mask, direction)
 
 
 @torch.no_grad()
@@ -98,8 +102,8 @@ def precision_rkl(oracle, model, prompts, n_new, generator=None):
     """
     seqs = sample(model, prompts, n_new, n_vocab=oracle.n_vocab, generator=generator).cpu()
     p = prompts.shape[1]
-    log_q = sequence_logprob(model, seqs, p, oracle.n_vocab)
-    log_p = oracle.sequence_logprob(seqs, start=p)
+    log_q = sequence_logprob(model, seqs, p, oracle.n_vocab).cpu()
+    log_p = oracle.sequence_logprob(seqs, start=p).cpu()
     return float((log_q - log_p).mean() / n_new), seqs
 
 
@@ -107,8 +111,8 @@ def precision_rkl(oracle, model, prompts, n_new, generator=None):
 def coverage_fkl(oracle, model, tokens, prompt_len):
     """Sequence-level FKL(oracle || model) per response token, on oracle samples (N, T)."""
     tokens = tokens.cpu()
-    log_p = oracle.sequence_logprob(tokens, start=prompt_len)
-    log_q = sequence_logprob(model, tokens, prompt_len, oracle.n_vocab)
+    log_p = oracle.sequence_logprob(tokens, start=prompt_len).cpu()
+    log_q = sequence_logprob(model, tokens, prompt_len, oracle.n_vocab).cpu()
     return float((log_p - log_q).mean() / (tokens.shape[1] - prompt_len))
 
 

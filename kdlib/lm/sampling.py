@@ -7,12 +7,16 @@ prefix every step; it exists to test that both give the same tokens.
 
 Randomness: one uniform per sequence per step from ``generator``, turned into a
 token by inverting the CDF, so a cached and an uncached run at the same seed
-draw the same numbers.
+draw the same numbers. All uniforms are drawn before the loop (the same numbers,
+in the same order, as one draw per step) and moved to the model's device once:
+the loop never waits on the host, and a CPU and a GPU run draw the same numbers.
 """
 
 from __future__ import annotations
 
 import torch
+
+from kdlib.lm.tokens import check_length
 
 __all__ = ["filter_logits", "sample"]
 
@@ -36,11 +40,10 @@ def filter_logits(logits, sample_temperature=1.0, top_k=None, top_p=None):
     return logits
 
 
-def _draw(logits, generator):
-    """One token per row by inverse CDF: (N, V) logits -> (N,) long."""
+def _draw(logits, u):
+    """One token per row by inverse CDF: (N, V) logits and uniforms u (N, 1) -> (N,) long."""
     cdf = logits.softmax(-1).cumsum(-1)
-    u = torch.rand(logits.shape[0], 1, generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1).squeeze(-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:]).clamp_max(logits.shape[-1] - 1).squeeze(-1)
 
 
 @torch.no_grad()
@@ -54,9 +57,11 @@ def sample(model, prompt, max_new_tokens, *, n_vocab=None, sample_temperature=1.
     The model's train/eval mode is left as it was (the LMs have no dropout).
     """
     device = next(model.parameters()).device
+    check_length(model, prompt.shape[1] + max_new_tokens)
     tokens = prompt.to(device)
+    uniforms = torch.rand(max_new_tokens, len(prompt), 1, generator=generator).to(device)
     past, step_input = None, tokens
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         if use_cache:
             out = model(step_input, past_key_values=past, use_cache=True)
             past = out.past_key_values
@@ -66,6 +71,6 @@ def sample(model, prompt, max_new_tokens, *, n_vocab=None, sample_temperature=1.
         if n_vocab is not None:
             logits = logits[:, :n_vocab]
         logits = filter_logits(logits, sample_temperature, top_k, top_p)
-        step_input = _draw(logits.cpu(), generator).to(device)[:, None]
+        step_input = _draw(logits, uniforms[step])[:, None]
         tokens = torch.cat([tokens, step_input], dim=1)
     return tokens

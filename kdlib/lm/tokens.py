@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["next_token_view", "lm_logits", "response_mask"]
+__all__ = ["next_token_view", "lm_logits", "response_mask", "check_length"]
 
 
 def next_token_view(logits, tokens, mask=None):
@@ -34,6 +34,7 @@ def lm_logits(model, tokens, n_vocab=None):
     are never used -- not in losses, metrics or sampling. Tokens are moved to
     the model's device; the logits stay there.
     """
+    check_length(model, tokens.shape[1])
     logits = model(tokens.to(next(model.parameters()).device)).logits
     return (logits if n_vocab is None else logits[..., :n_vocab]).float()
 
@@ -43,3 +44,16 @@ def response_mask(tokens, prompt_len):
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     mask[:, prompt_len:] = True
     return mask
+
+
+def check_length(model, length):
+    """A one-line error if a model built with fewer positions would be fed ``length`` tokens.
+
+    (GPT-2 would otherwise fail with an index error deep in its embedding, or a
+    device-side assert on a GPU.)
+    """
+    config = getattr(model, "config", None)
+    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if positions is not None and length > positions:
+        raise ValueError(f"sequence of {length} tokens for a model with n_positions={positions}: "
+                         f"build it with kdlib.lm.models.build_lm(..., max_len={length})")
