@@ -51,7 +51,8 @@ def git_state(root: Path = REPO_ROOT) -> dict:
 
     try:
         sha = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        # book/ holds the outputs of runs: a chapter written earlier in `kdlib run --all` is not a dirty input
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)book")
     except (OSError, subprocess.TimeoutExpired):
         return {"sha": None, "dirty": None}
     if sha.returncode != 0:
