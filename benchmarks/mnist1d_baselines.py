@@ -10,7 +10,11 @@ kdlib's MLP 40-100-100-10 has the repo MLP's 15,210 parameters but no residual c
 The "book" runs train on the book's 3,500-signal training split (500 held out), as a zoo
 teacher or chapter student does; a cheaper recipe is chosen by its validation accuracy,
 not its test accuracy. Run (one thread, low priority):
-    nice -n 10 python benchmarks/mnist1d_baselines.py [--seeds 0 1 2] [--only cheap]
+    nice -n 10 python benchmarks/mnist1d_baselines.py [--seeds 0 1 2] [--only book]
+
+Measured when written (seeds 0-2, test accuracy %): paper recipe on 4,000 signals: MLP
+65.9 +- 0.7, CNN1D 93.4 +- 1.1; on the book's 3,500: CNN1D 91.8 +- 0.5 (150 epochs),
+90.6 +- 1.8 (60), 89.5 +- 1.4 (30); MLP 64.7 +- 0.5 (150), 62.6 +- 1.3 (30).
 """
 
 import argparse
@@ -20,11 +24,11 @@ import time
 from kdlib import data, repro
 from kdlib.methods import CE
 from kdlib.models import count_parameters
-from kdlib.tasks import make_model
+from kdlib.tasks import MNIST1D_RECIPE, make_model
 from kdlib.train import evaluate, train
 
 PUBLISHED = {"mlp": 68.0, "cnn1d": 94.0}
-PAPER_RECIPE = {"epochs": 150, "batch_size": 100, "lr": 1e-2, "optimizer": "adam", "weight_decay": 0.0}
+PAPER_RECIPE = MNIST1D_RECIPE
 # name -> (arch, recipe, train on all 4,000 signals?)
 RUNS = {
     "paper mlp": ("mlp", PAPER_RECIPE, True),

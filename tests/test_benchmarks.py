@@ -15,3 +15,10 @@ def test_paper_epoch_benchmark_runs_at_tiny_size():
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "images/s" in proc.stdout and "data share" in proc.stdout
+
+
+def test_mnist1d_baselines_benchmark_runs_one_cheap_recipe():
+    proc = subprocess.run([sys.executable, "benchmarks/mnist1d_baselines.py", "--only", "book mlp 30ep", "--seeds", "0"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "book mlp 30ep" in proc.stdout and "15210" in proc.stdout

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kdlib import data, models
+from kdlib.hooks import FeatureHooks
 from kdlib.tasks import load_task, make_model, teacher_spec
 
 
@@ -124,6 +125,11 @@ def test_cnn1d_shapes_parameters_and_features():
     assert model(x).shape == (7, 10)
     assert torch.equal(model(x), model(x.unsqueeze(1)))
     assert model.features(x.unsqueeze(1)).shape == (7, 125) and model.fc.in_features == 125
+    hooks = FeatureHooks(model, ["features"])
+    logits = model(x)
+    assert hooks["features"].shape == (7, 125)  # the penultimate embedding, for feature distillation
+    assert torch.allclose(model.fc(hooks["features"]), logits)
+    hooks.remove()
     assert models.build("cnn1d", num_classes=3, in_len=64)(torch.randn(2, 64)).shape == (2, 3)
 
 
