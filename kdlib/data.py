@@ -1,13 +1,18 @@
-"""Data: digits with fixed splits (cpu profile), CIFAR-100 (paper profile), and subsets.
+"""Data: MNIST-1D and digits with fixed splits (cpu profile), CIFAR-100 (paper profile), and subsets.
 
-Everything is returned as in-memory tensors: 1,797 digits need no DataLoader, and
+Everything is returned as in-memory tensors: 5,000 MNIST-1D signals or 1,797 digits need no DataLoader, and
 CIFAR-100 (50k x 3 x 32 x 32 uint8 = 150 MB) fits on any GPU, where it is augmented.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import pickle
+import random
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -17,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .repro import file_digest
+from .repro import atomic_write_bytes, file_digest
 
 # ---------------------------------------------------------------- digits (cpu profile)
 
@@ -82,6 +87,134 @@ def only_class(data, cls: int):
 def binarised(data, n_classes: int = 2):
     """Few-class relabelling y -> y mod n_classes (LELP's CIFAR-100-bin and digits-bin)."""
     return (data[0], data[1] % n_classes, *data[2:])
+
+
+# ---------------------------------------------------------------- MNIST-1D (cpu profile)
+
+# Greydanus & Kobak (ICML 2024): 10 one-dimensional digit templates, padded, scaled, translated,
+# noised, sheared and resampled to 40 points. The `mnist1d` package generates them from code
+# (no download). With its default arguments the float32 arrays are bit-identical to the
+# authors' published mnist1d_data.pkl (github.com/greydanus/mnist1d, compared once when this
+# was written): MNIST1D_SHA256 is the digest of both.
+MNIST1D_PACKAGE_VERSION = "0.0.2.post1"  # the generator version MNIST1D_SHA256 was made with
+# sha256 of x, y, x_test, y_test (float32 / int64, C order, in that order) of the default arguments
+MNIST1D_SHA256 = "b09ad3e22c854bc5a1948b85c373aab653ceb38c9170f5ed05b7d054e4160db9"
+MNIST1D_VAL_SIZE = 500  # carved from the 4,000 training signals, stratified: 3,500 / 500 / 1,000
+MNIST1D_SPLIT_SEED = 0
+MNIST1D_SHIFT_SEED = 1  # shifted sets are fresh draws (the package's own seed is 42), unless seed= is given
+_MNIST1D_KEYS = ("x", "y", "x_test", "y_test")  # the package's names; the checksum covers them in this order
+
+
+def mnist1d_args(**overrides) -> dict:
+    """The package's generator arguments (`get_dataset_args()`), with `overrides` applied.
+
+    Keys: num_samples, train_split, template_len, padding, scale_coeff, max_translation,
+    corr_noise_scale, iid_noise_scale, shear_scale, shuffle_seq, final_seq_length, seed.
+    The download URL is dropped: kdlib only ever generates.
+    """
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args(as_dict=True)
+    args.pop("url")
+    unknown = sorted(set(overrides) - set(args))
+    if unknown:
+        raise ValueError(f"mnist1d: unknown generator argument(s) {unknown}; known: {', '.join(sorted(args))}")
+    args.update(overrides)
+    args["padding"] = [int(p) for p in args["padding"]]
+    return args
+
+
+def _mnist1d_digest(arrays: dict) -> str:
+    digest = hashlib.sha256()
+    for key in _MNIST1D_KEYS:
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
+def _mnist1d_generate(args: dict) -> dict:
+    """Run the package's template generator (`make_dataset`, which never downloads)."""
+    from mnist1d.data import make_dataset
+    from mnist1d.utils import ObjectView
+
+    # make_dataset reseeds numpy's and python's global generators: give the caller theirs back
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(ObjectView(dict(args)))
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {k: d[k].astype(np.float32 if k.startswith("x") else np.int64) for k in _MNIST1D_KEYS}
+
+
+def _mnist1d_arrays(args: dict) -> dict:
+    """Generated arrays for `args`, cached as <cache>/mnist1d/<hash of args>.npz and checksummed.
+
+    The default arguments are checked against MNIST1D_SHA256; other arguments against the
+    digest stored with them. A corrupt or mismatched cache file is reported and regenerated.
+    """
+    from importlib.metadata import version
+
+    blob = json.dumps(args, sort_keys=True)
+    path = cache_dir() / "mnist1d" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
+    expected = MNIST1D_SHA256 if args == mnist1d_args() else None
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                arrays = {k: f[k] for k in _MNIST1D_KEYS}
+                stored = str(f["sha256"])
+            if _mnist1d_digest(arrays) != (expected or stored):
+                raise ValueError("sha256 mismatch")
+            return arrays
+        except Exception as err:  # noqa: BLE001 - any unreadable or mismatched cache is regenerated, never used
+            print(f"kdlib.data: MNIST-1D cache {path} is unusable ({err}); regenerating", file=sys.stderr)
+    arrays = _mnist1d_generate(args)
+    digest = _mnist1d_digest(arrays)
+    if expected is not None and digest != expected:
+        raise RuntimeError(
+            f"MNIST-1D generated by mnist1d {version('mnist1d')} has sha256 {digest[:16]}..., expected "
+            f"{expected[:16]}... (made with mnist1d {MNIST1D_PACKAGE_VERSION}): the generator's output changed"
+        )
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, sha256=np.array(digest), args=np.array(blob))
+    atomic_write_bytes(path, buffer.getvalue())
+    return arrays
+
+
+def _mnist1d_splits(arrays: dict, val_size: int, split_seed: int) -> dict:
+    from sklearn.model_selection import train_test_split
+
+    x, y = arrays["x"], arrays["y"]
+    t = torch.from_numpy
+    if val_size:
+        x, x_val, y, y_val = train_test_split(x, y, test_size=val_size, stratify=y, random_state=split_seed)
+    return {
+        "train": (t(x), t(y)),
+        "val": (t(x_val), t(y_val)) if val_size else None,
+        "test": (t(arrays["x_test"]), t(arrays["y_test"])),
+    }
+
+
+def mnist1d(val_size: int = MNIST1D_VAL_SIZE, split_seed: int = MNIST1D_SPLIT_SEED) -> dict:
+    """MNIST-1D with the package's default arguments: 4,000 training and 1,000 test signals of length 40.
+
+    Returns {"train": (x, y), "val": (x, y), "test": (x, y)}, x float32 (n, 40), y int64 (n,).
+    The package's test split is kept as is; `val_size` signals (stratified, fixed seed) are
+    carved from its training split: 3,500 / 500 / 1,000 by default. val_size=0 gives the
+    paper's 4,000 training signals and "val": None. Generated offline, cached, checksummed.
+    """
+    return _mnist1d_splits(_mnist1d_arrays(mnist1d_args()), val_size, split_seed)
+
+
+def mnist1d_shifted(val_size: int = MNIST1D_VAL_SIZE, split_seed: int = MNIST1D_SPLIT_SEED, **overrides) -> dict:
+    """MNIST-1D generated with changed arguments: a shifted distribution, same format as `mnist1d`.
+
+    overrides: any of `mnist1d_args`'s keys, e.g. iid_noise_scale=0.1, corr_noise_scale=0.5,
+    max_translation=60, scale_coeff=0.8, shear_scale=1.5, num_samples=10_000. Unless `seed` is
+    given, the draw uses MNIST1D_SHIFT_SEED, so it shares no samples with `mnist1d()`.
+    Note that the generator standardises each generated set to mean 0, std 1 as a whole.
+    """
+    overrides.setdefault("seed", MNIST1D_SHIFT_SEED)
+    return _mnist1d_splits(_mnist1d_arrays(mnist1d_args(**overrides)), val_size, split_seed)
 
 
 # ---------------------------------------------------------------- CIFAR-100 (paper profile)

@@ -7,13 +7,13 @@ with forward hooks (kdlib.hooks), never by changing a model's return value.
 from __future__ import annotations
 
 from .cifar import CIFAR_MODELS
-from .small import MLP, SmallCNN
+from .small import CNN1D, MLP, SmallCNN
 
-SMALL_MODELS = {"mlp": MLP, "cnn": SmallCNN}
+SMALL_MODELS = {"mlp": MLP, "cnn": SmallCNN, "cnn1d": CNN1D}
 
 
 def build(arch: str, **kwargs):
-    """Build a model by name: 'mlp', 'cnn', or any CRD CIFAR model ('resnet8x4', ...)."""
+    """Build a model by name: 'mlp', 'cnn' (8x8 digits), 'cnn1d' (MNIST-1D), or any CRD CIFAR model ('resnet8x4', ...)."""
     if arch in SMALL_MODELS:
         return SMALL_MODELS[arch](**kwargs)
     if arch not in CIFAR_MODELS:
@@ -26,4 +26,4 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["CIFAR_MODELS", "MLP", "SmallCNN", "build", "count_parameters", "SMALL_MODELS"]
+__all__ = ["CIFAR_MODELS", "CNN1D", "MLP", "SmallCNN", "build", "count_parameters", "SMALL_MODELS"]

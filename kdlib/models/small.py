@@ -1,4 +1,4 @@
-"""Small models for the cpu profile (8x8 digits): an MLP and a small CNN."""
+"""Small models for the cpu profile: an MLP (any flat input), a small CNN (8x8 digits), a 1-D CNN (MNIST-1D)."""
 
 from __future__ import annotations
 
@@ -45,4 +45,39 @@ class SmallCNN(nn.Module):
     def forward(self, x):
         if x.dim() == 2:
             x = x.view(-1, 1, 8, 8)
+        return self.fc(self.features(x))
+
+
+class CNN1D(nn.Module):
+    """The MNIST-1D baseline ConvNet: three strided 1-D convolutions and a linear head (5,210 parameters).
+
+    Layer for layer the `ConvBase` of github.com/greydanus/mnist1d (notebooks/models.py):
+    Conv1d(1, 25, 5, stride 2, padding 1) -> Conv1d(25, 25, 3, 2, 1) -> Conv1d(25, 25, 3, 2, 1),
+    ReLU after each, flattened (25 x 5 = 125 for length-40 input) into Linear(125, 10).
+    `features` ends with the flattened 125-d embedding (the penultimate layer, for hooks) and
+    `fc` is the classifier. Input: (N, 40) or (N, 1, 40).
+
+    Published test accuracy on MNIST-1D (Greydanus & Kobak, ICML 2024; arXiv:2011.14439 v1
+    abstract and the repo README's table): logistic regression 32 %, MLP 68 %, CNN 94 %,
+    GRU 91 %, human 96 %. The repo's notebooks/mnist1d-classification.ipynb, run with the
+    published recipe (Adam lr 1e-2, batch 100, 6,000 steps, weight decay 0), stores CNN 92.3 %,
+    MLP 65.1 %, logistic 31.5 %. See benchmarks/mnist1d_baselines.py for kdlib's numbers.
+    """
+
+    def __init__(self, in_len=40, channels=25, num_classes=10):
+        super().__init__()
+        length = in_len
+        for kernel in (5, 3, 3):  # output length of a stride-2, padding-1 convolution
+            length = (length + 2 - kernel) // 2 + 1
+        self.features = nn.Sequential(
+            nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.fc = nn.Linear(channels * length, num_classes)
+
+    def forward(self, x):
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
         return self.fc(self.features(x))
