@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "cross_entropy",
     "kd_loss",
     "reverse_kl",
     "generalized_jsd",
@@ -60,6 +61,18 @@ def _reduce(per_position, mask=None):
 def _kl(log_p, log_q):
     """Per-position KL(p || q) from log-probabilities, (..., C) -> (...)."""
     return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def cross_entropy(logits, target):
+    """Label cross-entropy, mean over samples: the value of F.cross_entropy(logits, target).
+
+    logits (N, C), target (N,) class indices; returns a scalar. Written as the mean of the
+    per-sample losses rather than F.cross_entropy's fused mean (a cascade sum inside nll_loss,
+    which `torch.func.vmap` does not reproduce bit for bit), so that the seeds of a batched run
+    (kdlib.batched) log exactly the value the one-seed loop logs. The gradient is the same
+    either way (-1/N at the target before the softmax backward), so training is unchanged.
+    """
+    return F.cross_entropy(logits, target, reduction="none").mean()
 
 
 def kd_loss(student_logits, teacher_logits, temperature, mask=None):
