@@ -177,3 +177,19 @@ def test_stacked_mlp_round_trips_the_students():
 def test_a_method_that_needs_a_teacher_says_so(digits):
     with pytest.raises(ValueError, match="needs a teacher"):
         train_seeds(_student(), KD(), _subset(digits), SEEDS, epochs=1, progress=False)
+
+
+def test_cross_entropy_has_f_cross_entropys_gradient_bit_for_bit():
+    import torch.nn.functional as F
+
+    from kdlib.losses import cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 10, (70,), generator=g)
+    a = (3 * torch.randn(70, 10, generator=g)).requires_grad_()
+    b = a.detach().clone().requires_grad_()
+    (0.1 * cross_entropy(a, target)).backward()
+    (0.1 * F.cross_entropy(b, target)).backward()
+    assert torch.equal(a.grad, b.grad)
+    with torch.no_grad():
+        assert float(cross_entropy(a, target)) == pytest.approx(float(F.cross_entropy(b, target)), rel=1e-6)
