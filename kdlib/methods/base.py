@@ -38,7 +38,9 @@ class Method(nn.Module):
         x, y = batch[0], batch[1]
         student_logits = student(x)
         teacher_logits = None
-        if teacher is not None and self.needs_teacher:
+        if self.needs_teacher:
+            if teacher is None:
+                raise ValueError(f"{type(self).__name__} needs a teacher (teacher=None)")
             with torch.no_grad():
                 teacher_logits = teacher(x)
         return self.terms_from_logits(student_logits, teacher_logits, y)
