@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "cross_entropy",
     "kd_loss",
     "reverse_kl",
     "generalized_jsd",
@@ -60,6 +61,20 @@ def _reduce(per_position, mask=None):
 def _kl(log_p, log_q):
     """Per-position KL(p || q) from log-probabilities, (..., C) -> (...)."""
     return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def cross_entropy(logits, target):
+    """Label cross-entropy, mean over samples: the value of F.cross_entropy(logits, target).
+
+    logits (N, C), target (N,) class indices; returns a scalar. Written as the mean of the
+    per-sample losses -log p(y) rather than F.cross_entropy's fused mean (a cascade sum inside
+    nll_loss, which `torch.func.vmap` neither reproduces bit for bit nor runs fast), so that the
+    seeds of a batched run (kdlib.batched) log exactly the value the one-seed loop logs. The
+    gradient is F.cross_entropy's bit for bit (-1/N at the target before the same log-softmax
+    backward), so training is unchanged.
+    """
+    log_p = F.log_softmax(logits, dim=-1)
+    return -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1).mean()
 
 
 def kd_loss(student_logits, teacher_logits, temperature, mask=None):

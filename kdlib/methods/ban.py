@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..losses import cwtm_weights, dkpp_permute, soft_cross_entropy
+from ..losses import cross_entropy, cwtm_weights, dkpp_permute, soft_cross_entropy
 from .base import Method
 
 
@@ -33,26 +33,20 @@ class BornAgain(Method):
         super().__init__()
         self.temperature, self.label_weight = temperature, label_weight
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            target = F.softmax(teacher(x).float() / self.temperature, dim=-1)
-        terms = {"ban": soft_cross_entropy(student_logits / self.temperature, target)}
+    def terms_from_logits(self, student_logits, teacher_logits, target):
+        soft_target = F.softmax(teacher_logits.detach().float() / self.temperature, dim=-1)
+        terms = {"ban": soft_cross_entropy(student_logits / self.temperature, soft_target)}
         if self.label_weight > 0:
-            terms["ce"] = self.label_weight * F.cross_entropy(student_logits, y)
+            terms["ce"] = self.label_weight * cross_entropy(student_logits, target)
         return terms
 
 
 class CWTM(Method):
     """Confidence-Weighted by Teacher Max: sum_s w_s CE(y_s, p_s), w_s = max p_t(x_s) / sum_u max p_t(x_u)."""
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            weights = cwtm_weights(teacher(x))
-        per_sample = F.cross_entropy(student_logits.float(), y, reduction="none")
+    def terms_from_logits(self, student_logits, teacher_logits, target):
+        weights = cwtm_weights(teacher_logits)
+        per_sample = F.cross_entropy(student_logits.float(), target, reduction="none")
         return {"cwtm": (weights * per_sample).sum()}
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from ..losses import dkd_terms
+from ..losses import cross_entropy, dkd_terms
 from .base import Method
 
 
@@ -33,16 +30,12 @@ class DKD(Method):
             return 1.0
         return min((self.epoch + 1) / self.warmup_epochs, 1.0)
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            teacher_logits = teacher(x)
-        tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, y, self.temperature)  # (N,) each
+    def terms_from_logits(self, student_logits, teacher_logits, target):
+        tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, target, self.temperature)  # (N,) each
         scale = self.warmup() * self.temperature**2
         terms = {}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * F.cross_entropy(student_logits, y)
+            terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
         if self.alpha:
             terms["tckd"] = scale * self.alpha * tckd.mean()
         if self.beta:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from ..losses import kd_loss, logit_mse
+from ..losses import cross_entropy, kd_loss, logit_mse
 from .base import Method
 
 
@@ -20,14 +17,10 @@ class KD(Method):
         super().__init__()
         self.temperature, self.alpha = temperature, alpha
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            teacher_logits = teacher(x)
+    def terms_from_logits(self, student_logits, teacher_logits, target):
         terms = {"kd": self.alpha * kd_loss(student_logits, teacher_logits, self.temperature)}
         if self.alpha < 1:
-            terms["ce"] = (1 - self.alpha) * F.cross_entropy(student_logits, y)
+            terms["ce"] = (1 - self.alpha) * cross_entropy(student_logits, target)
         return terms
 
 
@@ -38,12 +31,8 @@ class LogitMatching(Method):
         super().__init__()
         self.alpha = alpha
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            teacher_logits = teacher(x)
+    def terms_from_logits(self, student_logits, teacher_logits, target):
         terms = {"mse": self.alpha * logit_mse(student_logits, teacher_logits)}
         if self.alpha < 1:
-            terms["ce"] = (1 - self.alpha) * F.cross_entropy(student_logits, y)
+            terms["ce"] = (1 - self.alpha) * cross_entropy(student_logits, target)
         return terms

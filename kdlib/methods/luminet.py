@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from ..losses import luminet_loss
+from ..losses import cross_entropy, luminet_loss
 from .base import Method
 
 
@@ -36,12 +33,8 @@ class LuminetKD(Method):
             return 1.0
         return min((self.epoch + 1) / self.warmup_epochs, 1.0)
 
-    def forward(self, student, teacher, batch):
-        x, y = batch[0], batch[1]
-        student_logits = student(x)
-        with torch.no_grad():
-            teacher_logits = teacher(x)
+    def terms_from_logits(self, student_logits, teacher_logits, target):
         terms = {"kd": self.warmup() * self.alpha**2 * luminet_loss(student_logits, teacher_logits, self.temperature)}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * F.cross_entropy(student_logits, y)
+            terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
         return terms
