@@ -68,7 +68,7 @@ def test_input_hash_tracks_notebook_params_and_kdlib(tmp_path, monkeypatch):
     assert h == run.input_hash(KEY, dict(p))
     assert h != run.input_hash(KEY, {**p, "seeds": 3})
     used = {f.relative_to(REPO_ROOT).as_posix() for f in run.kdlib_modules_used(run.notebook_path(KEY))}
-    assert {"kdlib/losses.py", "kdlib/train.py", "kdlib/methods/kd.py", "kdlib/zoo.py"} <= used
+    assert {"kdlib/losses/__init__.py", "kdlib/losses/divergences.py", "kdlib/train.py", "kdlib/methods/kd.py", "kdlib/zoo.py"} <= used
     assert "kdlib/run.py" not in used
 
 

@@ -1,0 +1,47 @@
+"""Distillation losses as pure functions of tensors, one module per family, every name
+re-exported here (``from kdlib.losses import kd_loss``):
+
+* `divergences`: KL both ways, JS, TVD, skew KL, logit MSE, cross-entropies;
+* `logit`: the logit-distillation losses of Part I (DKD, BAN targets, LumiNet, Dual-Head KD);
+* further families (feature/relation, sequence) get their own module as chapters add them.
+
+Conventions, fixed once for the whole book and tested in tests/test_losses.py:
+
+* Logits are ``(N, C)`` for classification or ``(N, T, V)`` for sequences; the
+  class / vocabulary axis is always the last one.
+* Forward KL is KL(teacher || student): the teacher's distribution is the target.
+* Reduction is ``batchmean``: sum over classes, mean over samples (or over the
+  tokens where ``mask`` is true, for sequences). Every loss returns a scalar.
+* The T^2 factor lives inside the temperature-scaled KD term (``kd_loss`` and
+  ``dkd_loss``); the other divergences take a temperature but no T^2.
+* Loss *weights* (alpha, beta of a method) are applied by the method, never here.
+  The exceptions are DKD's alpha/beta and GKD's beta, which are part of the
+  paper's definition of the loss itself.
+* Everything is computed in float32, whatever the input precision.
+* Sequence shift (``logits[:, :-1]`` against ``tokens[:, 1:]``) is the caller's job:
+  these functions compare distributions position by position.
+"""
+
+from .divergences import cross_entropy, kd_loss, reverse_kl, generalized_jsd, tvd, skew_forward_kl, skew_reverse_kl, logit_mse, soft_cross_entropy
+from .logit import dkd_terms, dkd_loss, cwtm_weights, dkpp_permute, subclass_kd_loss, batch_standardise, luminet_loss, binary_kl, binary_kl_norm
+
+__all__ = [
+    "cross_entropy",
+    "kd_loss",
+    "reverse_kl",
+    "generalized_jsd",
+    "tvd",
+    "skew_forward_kl",
+    "skew_reverse_kl",
+    "logit_mse",
+    "soft_cross_entropy",
+    "dkd_terms",
+    "dkd_loss",
+    "cwtm_weights",
+    "dkpp_permute",
+    "subclass_kd_loss",
+    "batch_standardise",
+    "luminet_loss",
+    "binary_kl",
+    "binary_kl_norm",
+]
