@@ -128,3 +128,18 @@ def test_pages_load_mathjax_and_styles_from_the_build_not_a_cdn(html):
     assert (mathjax / "tex-chtml.js").stat().st_size > 500_000  # the full MathJax 3 bundle
     assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert "custom.css" in chapter and (html / "_static" / "custom.css").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_readers_see_no_bookkeeping_and_no_unchecked_numbers(html):
+    """Chapters hide claim construction, saving and glue; nothing says [verify]; citations resolve."""
+    for page in sorted((html / "book" / "chapters").glob("*.html")):
+        text = page.read_text()
+        for code in ("results.save(", "book.glue(", "prereg.claims(", "chapter_parameters(", "google.colab"):
+            assert code not in text, f"{page.name} shows {code}"
+        assert "[verify" not in text, page.name
+        assert "??" not in re.sub(r"<[^>]+>", "", text), f"{page.name} has an unresolved reference"
+    scoreboard = (html / "book" / "scoreboard.html").read_text()
+    body = scoreboard[scoreboard.index("<h1"):]
+    assert body.index("scoreboard.svg") < body.index("<table")  # the forest plot comes first
