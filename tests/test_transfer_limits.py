@@ -216,6 +216,7 @@ def test_fit_slope_recovers_a_power_law_and_refuses_zero_risk():
     ns = np.array([1e3, 1e4, 1e5])
     assert tl.fit_slope(ns, 3 * ns**-0.5) == pytest.approx(-0.5)
     assert math.isnan(tl.fit_slope(ns, [0.1, 0.01, 0.0]))
+    assert math.isnan(tl.fit_slope(ns, [0.1, 0.01, 1e-17]))  # float residue of an exact learner
     assert tl.log_grid(2, 3, 2) == [100, 316, 1000]
 
 

@@ -260,13 +260,16 @@ def simulate(seed, instance, num_states, num_actions, ns, repeats):
     return rows
 
 
+EXACT = 1e-12  # a mean TV below this is exact learning up to float rounding (1 - sum of seen pi* is not 0 exactly)
+
+
 def fit_slope(ns, risks):
     """OLS slope of log10(risk) on log10(n): the estimated rate beta_hat of risk ~ n^beta (paper Sec. 6.2).
 
-    Returns nan if any risk is 0 (an exactly learned instance has no rate).
+    Returns nan if any risk is at most `EXACT` (an exactly learned instance has no rate).
     """
     risks = np.asarray(risks, dtype=float)
-    if np.any(risks <= 0):
+    if np.any(risks <= EXACT):
         return float("nan")
     return float(np.polyfit(np.log10(np.asarray(ns, dtype=float)), np.log10(risks), 1)[0])
 
