@@ -140,3 +140,27 @@ def test_bad_input_names_the_parameter(kwargs, word):
     args = {"c": 0.2, "alpha": 0.3, "steps": 3, **kwargs}
     with pytest.raises(ValueError, match=word):
         distill_brute(k, k_eval, y, args["c"], args["alpha"], args["steps"])
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("paper")
+def test_paper_profile_runs_end_to_end_at_smoke_size():
+    """The paper profile (all of MNIST-1D, no CIFAR, so tests/test_notebooks.py skips it) at smoke size."""
+    import subprocess
+    import sys
+
+    from kdlib import results, run
+    from kdlib.repro import REPO_ROOT
+
+    assert "dataset" not in run.profile_file("selfdistill_krr", "paper")
+    overrides = ["n_train=200", "pilot_seeds=2", "min_seeds=2", "max_seeds=2", "steps=3", "curve_steps=[10]",
+                 "device=cpu"]
+    proc = subprocess.run([sys.executable, "-m", "kdlib", "run", "selfdistill_krr", "--profile", "paper", "--force",
+                           *[a for o in overrides for a in ("-p", o)]],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    params = run.resolve_parameters("selfdistill_krr", "paper", run.parse_overrides(overrides))
+    _, results_file = run.destinations("selfdistill_krr", "paper", params, book=False)
+    res = results.read(results_file)
+    assert res["params"]["n_train"] == 200 and len(res["params"]["alphas"]) == 14
+    assert {c["id"] for c in res["claims"]} >= {"sd_first_improves", "sd_collapses", "best_alpha_beats_teacher"}
