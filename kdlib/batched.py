@@ -10,8 +10,8 @@ own loss (the method's pure ``terms_from_logits`` vmapped over the seeds, the pe
 losses summed, so each seed's gradient is exactly its own loss's gradient). Adam, AdamW
 and SGD are elementwise, so one optimiser over the stacked parameters steps each seed as
 its own optimiser would. Result: the same students and histories as one `train` per seed,
-bit for bit at one thread (tests/test_batched.py); about 10x faster at K = 10
-(benchmarks/bench_train.py).
+bit for bit at one thread (tests/test_batched.py); `make bench` prints the speed-up over
+one `train` per seed (benchmarks/bench_train.py).
 
 Anything else (a method that needs features, extra modules, random draws or a custom
 backward; dropout or BatchNorm; augmentation; a CNN) takes the one-seed loop, per seed,
