@@ -13,11 +13,14 @@ from kdlib.methods.lelp import (
     Aggregated,
     EmbeddingMSE,
     SubclassKD,
+    SubclassTargets,
     aggregate_subclass_logits,
     null_space_projector,
     pseudo_subclass_targets,
     random_rotation,
+    subclass_targets,
     teacher_embeddings,
+    train_subclass_students,
 )
 from kdlib.models import build
 from kdlib.train import evaluate, train
@@ -150,3 +153,66 @@ def test_two_step_run(kind):
     assert 0 <= metrics["acc"] <= 100 and math.isfinite(metrics["nll"])
     if kind != "emb":
         assert torch.allclose(method.predict(student, x), model(x))
+
+
+# ------------------------------------------------------------------------ precomputed targets, seeds in one batch
+
+RECIPE = dict(epochs=2, batch_size=32, lr=1e-2, optimizer="adam", progress=False)
+
+
+def _max_diff(a, b):
+    return max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def _student(seed, k=5):
+    torch.manual_seed(seed)
+    return build("mlp", hidden=[16], num_classes=2 * k)
+
+
+@pytest.mark.parametrize("kind", ["lelp", "kmeans", "oracle"])
+def test_precomputed_targets_train_the_same_student(kind):
+    x, y, sub = _digits_bin(128)
+    torch.manual_seed(0)
+    teacher = build("mlp", hidden=[32], num_classes=2).eval()
+    method = LELP(2, 5) if kind == "lelp" else SubclassKD(2, 5, mode=kind)
+    if kind != "oracle":
+        method.fit(teacher, x, y)
+    q = subclass_targets(method, teacher, (x, y, sub))
+    assert q.shape == (128, 10) and torch.allclose(q.sum(-1), torch.ones(128))
+    if kind == "oracle":
+        assert torch.equal(q.argmax(-1), y * 5 + sub)
+    a, b = _student(1), _student(1)
+    train(a, method, (x, y, sub), teacher=teacher, seed=1, **RECIPE)
+    train(b, SubclassTargets(1.0 if kind == "oracle" else method.temperature), (x, q), seed=1, **RECIPE)
+    assert _max_diff(a, b) < 1e-4  # the same loss, the teacher's part computed once
+
+
+def test_train_subclass_students_batched_equals_sequential_and_uses_each_seeds_method():
+    x, y, sub = _digits_bin(128)
+    torch.manual_seed(0)
+    teacher = build("mlp", hidden=[32], num_classes=2).eval()
+    fitted = {s: LELP(2, 5, seed=s).fit(teacher, x, y) for s in (1, 2)}
+    batched = train_subclass_students(_student, lambda s: fitted[s], teacher, lambda s: (x, y, sub), [1, 2], **RECIPE)
+    alone = train_subclass_students(_student, lambda s: fitted[s], teacher, lambda s: (x, y, sub), [1, 2],
+                                    batched=False, **RECIPE)
+    assert all(_max_diff(a, b) == 0.0 for a, b in zip(batched, alone))  # bit for bit at one thread
+    ref = _student(2)
+    train(ref, fitted[2], (x, y, sub), teacher=teacher, seed=2, **RECIPE)
+    assert _max_diff(ref, batched[1]) < 1e-4  # seed 2 was taught by its own fitted LELP
+    with pytest.raises(ValueError, match="label_weight"):
+        train_subclass_students(_student, lambda s: LELP(2, 5, label_weight=1.0), teacher, lambda s: (x, y, sub), [1],
+                                **RECIPE)
+
+
+def test_train_subclass_students_with_augmentation_keeps_the_teacher_in_the_loop():
+    x, y, sub = _digits_bin(64)
+    torch.manual_seed(0)
+    teacher = build("mlp", hidden=[32], num_classes=2).eval()
+    method = LELP(2, 5).fit(teacher, x, y)
+
+    def jitter(batch_x, generator):
+        return batch_x + 0.01 * torch.randn(batch_x.shape, generator=generator)
+
+    (student,) = train_subclass_students(_student, lambda s: method, teacher, lambda s: (x, y, sub), [3],
+                                         augment=jitter, **RECIPE)
+    assert all(torch.isfinite(p).all() for p in student.parameters())

@@ -84,6 +84,22 @@ def dkpp_permute(teacher_probs, generator=None):
     return values.scatter(1, others, shuffled)
 
 
+def target_mass_cross_entropy(student_logits, target_weights):
+    """Cross-entropy to nonnegative per-sample targets, normalised by the batch's target mass:
+
+        L = -sum_s sum_c w_sc log p_s,c(x_s) / sum_s sum_c w_sc.
+
+    Born-Again Networks (Furlanello et al. 2018, Sec. 3.2) with the teacher's part computed once:
+    rows of w summing to one give the mean soft cross-entropy (BAN, DKPP: `soft_cross_entropy`);
+    w_s = max_c p_t,c(x_s) * onehot(y_s) gives the label CE weighted by the teacher's confidence,
+    normalised over the batch (CWTM: ``sum_s cwtm_weights_s * CE_s``). Shapes (N, C) -> scalar,
+    float32; no gradient flows into `target_weights`.
+    """
+    log_p_s = F.log_softmax(student_logits.float(), dim=-1)
+    w = target_weights.detach().float()
+    return -(w * log_p_s).sum() / w.sum()
+
+
 def subclass_kd_loss(student_logits, target_probs, temperature=1.0, mask=None):
     """(Pseudo-)subclass distillation: T^2 * KL(q || softmax(z_s / T)) over C*k subclasses.
 
