@@ -109,3 +109,18 @@ def test_two_epoch_run_through_the_loop():
     for name in ("loss", "ce", "tckd", "nckd"):
         assert name in history and len(history[name]) == 2
         assert all(torch.isfinite(torch.tensor(history[name])))
+
+
+def test_batched_seeds_on_mnist1d_with_the_cpu_warmup():
+    from kdlib.batched import train_seeds
+    from kdlib.tasks import make_model
+
+    split = data.stratified_subset(data.mnist1d()["train"], 0.1, seed=0)
+    teacher = build("cnn1d", num_classes=10)
+    method = DKD(warmup_epochs=2)
+    students, histories = train_seeds(lambda s: make_model("mlp", 10, [100, 100], seed=s, dataset="mnist1d"),
+                                      method, lambda s: split, [0, 1], teacher=teacher, epochs=3,
+                                      batch_size=100, lr=1e-2, progress=False)
+    assert len(students) == 2
+    for h in histories:
+        assert len(h["nckd"]) == 3 and all(torch.isfinite(torch.tensor(h["nckd"])))
