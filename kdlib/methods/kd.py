@@ -25,7 +25,13 @@ class KD(Method):
 
 
 class LogitMatching(Method):
-    """Ba & Caruana 2014: regress the teacher's logits, 0.5 ||z_s - z_t||^2 (KD's T -> inf limit)."""
+    """Ba & Caruana 2014: regress the teacher's logits, 0.5 ||z_s - z_t||^2 summed over the C classes.
+
+    Not exactly KD's T -> inf limit: with d = z_s - z_t, T^2 KL tends to (1 / 2C) sum_c (d_c - mean(d))^2,
+    so this loss is C times that limit plus (C / 2) mean(d)^2, a term for the mean logit gap that
+    softmax ignores. C is kept because Ba & Caruana regress with the summed squared error; Adam is
+    blind to the constant factor, SGD is not (hinton2015_kd, Method).
+    """
 
     def __init__(self, alpha=1.0):
         super().__init__()
