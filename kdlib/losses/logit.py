@@ -184,3 +184,18 @@ def binary_kl_norm(student_logits, teacher_logits, temperature=2.0, eps=1e-8, ma
     log_d1, log_d0 = _log_bernoulli((student_logits.float() - teacher_logits.float()) / temperature, eps)
     kl = 0.5 * (math.log(0.5) - log_d1) + 0.5 * (math.log(0.5) - log_d0)
     return temperature**2 * _reduce(kl.sum(-1), mask)
+
+
+def dino_distill_loss(student_logits, teacher_logits, tau_s=0.1, tau_t=0.04, center=None, mask=None):
+    """DINO-style distillation into a (random) teacher (Sarnthein et al., ICML 2023, Eq. 1; Caron et al. 2021).
+
+    KL( softmax((t - center) / tau_t) || softmax(s / tau_s) ): forward KL, the centred and sharpened
+    teacher is the target. Same gradient as the paper's cross-entropy (they differ by the teacher's
+    entropy, a constant); the KL form is >= 0 and 0 exactly when s / tau_s = (t - center) / tau_t
+    up to a constant per row. No T^2 factor (two temperatures; the paper has none).
+    student_logits, teacher_logits: (N, K) head outputs; center: (K,) or None. Reduction: batchmean.
+    """
+    t = teacher_logits.float().detach()
+    if center is not None:
+        t = t - center.float()
+    return _reduce(_kl(_log_probs(t, tau_t), _log_probs(student_logits, tau_s)), mask)
