@@ -23,7 +23,7 @@ Conventions, fixed once for the whole book and tested in tests/test_losses.py:
 """
 
 from .divergences import cross_entropy, kd_loss, reverse_kl, generalized_jsd, tvd, skew_forward_kl, skew_reverse_kl, logit_mse, soft_cross_entropy
-from .logit import dkd_terms, dkd_loss, cwtm_weights, dkpp_permute, subclass_kd_loss, batch_standardise, luminet_loss, binary_kl, binary_kl_norm
+from .logit import dkd_terms, dkd_loss, cwtm_weights, dkpp_permute, subclass_kd_loss, batch_standardise, luminet_loss, binary_kl, binary_kl_norm, std_scale, std_kd_loss, entropy
 
 __all__ = [
     "cross_entropy",
@@ -44,4 +44,7 @@ __all__ = [
     "luminet_loss",
     "binary_kl",
     "binary_kl_norm",
+    "std_scale",
+    "std_kd_loss",
+    "entropy",
 ]
