@@ -145,3 +145,8 @@ def soft_cross_entropy(student_logits, target_probs, mask=None):
     """
     log_p_s = F.log_softmax(student_logits.float(), dim=-1)
     return _reduce(-(target_probs.float() * log_p_s).sum(-1), mask)
+
+
+# the public losses of this family, re-exported by kdlib.losses
+__all__ = [name for name, obj in list(globals().items())
+           if callable(obj) and not name.startswith("_") and getattr(obj, "__module__", None) == __name__]

@@ -1,4 +1,4 @@
-"""Logit-distillation losses of Part I's papers: DKD, Born-Again targets, LumiNet, Dual-Head KD."""
+"""Logit-distillation losses: DKD, Born-Again targets, LumiNet, Dual-Head KD, Mixup-KD (std-scaled logits)."""
 
 from __future__ import annotations
 
@@ -199,3 +199,41 @@ def dino_distill_loss(student_logits, teacher_logits, tau_s=0.1, tau_t=0.04, cen
     if center is not None:
         t = t - center.float()
     return _reduce(_kl(_log_probs(t, tau_t), _log_probs(student_logits, tau_s)), mask)
+
+
+# ------------------------------------------------ Mixup-KD: logits rescaled by their own std (Choi et al.)
+
+
+def std_scale(logits, eps=1e-8):
+    """Divide each sample's logit vector by its own standard deviation: z / sigma(z).
+
+    sigma is the unbiased (N-1) std over the classes, as `torch.std` in the official code
+    (hchoi71/MIX-KD, distiller_zoo/MIXSTD.py). It acts as a per-sample temperature T = sigma(z):
+    a confident (spread-out) logit vector is cooled less than its raw scale would suggest and a flat
+    one is sharpened. logits (N, C) -> (N, C), float32; invariant to z -> a z for a > 0.
+    """
+    z = logits.float()
+    return z / z.std(-1, keepdim=True).clamp_min(eps)
+
+
+def std_kd_loss(student_logits, teacher_logits, eps=1e-8):
+    """Mixup-KD's distillation term (Choi et al., WACV 2023, official MIXSTD loss):
+    KL(softmax(z_t / sigma(z_t)) || softmax(z_s / sigma(z_s))), batchmean.
+
+    Each model's logits are divided by their own per-sample std (`std_scale`); there is no T^2
+    factor (the code has none). student_logits, teacher_logits: (N, C). Returns a scalar.
+    """
+    log_p_s = F.log_softmax(std_scale(student_logits, eps), dim=-1)
+    log_p_t = F.log_softmax(std_scale(teacher_logits, eps), dim=-1)
+    return _reduce(_kl(log_p_t, log_p_s))
+
+
+def entropy(logits, temperature=1.0):
+    """Per-sample Shannon entropy (nats) of softmax(z / T): (N, C) -> (N,). The smoothness of a target."""
+    log_p = _log_probs(logits, temperature)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+# the public losses of this family, re-exported by kdlib.losses
+__all__ = [name for name, obj in list(globals().items())
+           if callable(obj) and not name.startswith("_") and getattr(obj, "__module__", None) == __name__]
