@@ -19,19 +19,19 @@ def seeded(scale=1.0):
     return torch.randn(8, 10) * scale, torch.randn(8, 10) * scale
 
 
-def official_binary_kl(student, teacher, T=2.0, eps=1e-8):
-    """distiller_zoo/BinaryKL.py, in float64 (where its float32 clamp cannot overflow)."""
+def official_binary_kl(student, teacher, T=2.0, eps=1e-8, dtype=torch.float64):
+    """distiller_zoo/BinaryKL.py; in float64 by default (where its clamp cannot overflow)."""
     n = student.shape[0]
-    s = torch.sigmoid(student.double() / T).clamp(eps, 1 - eps)
-    t = torch.sigmoid(teacher.double() / T).clamp(eps, 1 - eps)
+    s = torch.sigmoid(student.to(dtype) / T).clamp(eps, 1 - eps)
+    t = torch.sigmoid(teacher.to(dtype) / T).clamp(eps, 1 - eps)
     kl = F.kl_div(s.log(), t, reduction="none") + F.kl_div((1 - s).log(), 1 - t, reduction="none")
     return T**2 * kl.sum() / n
 
 
-def official_binary_kl_norm(student, teacher, T=2.0, eps=1e-8):
-    """distiller_zoo/BinaryKLNorm.py, in float64."""
+def official_binary_kl_norm(student, teacher, T=2.0, eps=1e-8, dtype=torch.float64):
+    """distiller_zoo/BinaryKLNorm.py; in float64 by default."""
     n = student.shape[0]
-    d = torch.sigmoid((student.double() - teacher.double()) / T).clamp(eps, 1 - eps)
+    d = torch.sigmoid((student.to(dtype) - teacher.to(dtype)) / T).clamp(eps, 1 - eps)
     half = torch.full_like(d, 0.5)
     kl = F.kl_div(d.log(), half, reduction="none") + F.kl_div((1 - d).log(), half, reduction="none")
     return T**2 * kl.sum() / n
@@ -45,15 +45,43 @@ def test_matches_official_code(scale, T):
     assert float(binary_kl_norm(s, t, T)) == pytest.approx(float(official_binary_kl_norm(s, t, T)), rel=1e-5)
 
 
-def test_finite_where_the_float32_official_code_overflows():
-    # a logit gap of 40 at T = 2: sigmoid(20) rounds to 1 in float32 and the official loss is inf
-    s, t = torch.zeros(2, 3), torch.full((2, 3), 40.0)
-    s.requires_grad_(True)
-    for loss in (binary_kl, binary_kl_norm):
-        value = loss(s, t, 2.0)
-        value.backward()
-        assert math.isfinite(float(value.detach())) and torch.isfinite(s.grad).all()
-        s.grad = None
+def test_where_the_float32_official_code_overflows_and_ours_does_not():
+    """In float32, 1 - 1e-8 rounds to 1 and sigmoid(x) to 1 for x >= 16.64: log(1 - p) = -inf.
+
+    BinaryKL breaks on the student's own logit (z_s / T > ~17), even with no gap at all;
+    BinaryKL-Norm on the signed gap (z_s - z_t) / T > ~17. A large teacher logit or a negative
+    gap does not break either. Ours is finite everywhere and equals the float64 official value.
+    """
+    T = 2.0
+    full = lambda v: torch.full((2, 3), float(v))  # noqa: E731
+    f32 = dict(T=T, dtype=torch.float32)
+    # z_s / T = 20 (and = 17.5, just past the edge), teacher at 0: both official losses are inf
+    for zs in (40.0, 35.0):
+        assert float(official_binary_kl(full(zs), full(0), **f32)) == math.inf
+        assert float(official_binary_kl_norm(full(zs), full(0), **f32)) == math.inf
+    # z_s / T = 16.5: still finite
+    assert math.isfinite(float(official_binary_kl(full(33), full(0), **f32)))
+    # no gap at all, z_s = z_t = 40: BinaryKL is NaN (0 * -inf), BinaryKL-Norm is 0
+    assert math.isnan(float(official_binary_kl(full(40), full(40), **f32)))
+    assert float(official_binary_kl_norm(full(40), full(40), **f32)) == 0.0
+    # a gap of 15 T with z_s / T = 30: BinaryKL overflows, BinaryKL-Norm does not
+    assert float(official_binary_kl(full(60), full(30), **f32)) == math.inf
+    assert math.isfinite(float(official_binary_kl_norm(full(60), full(30), **f32)))
+    # a large teacher logit, or a large negative gap, is harmless in both
+    assert math.isfinite(float(official_binary_kl(full(0), full(40), **f32)))
+    assert math.isfinite(float(official_binary_kl_norm(full(0), full(40), **f32)))
+    # a large positive gap reached through a negative teacher logit overflows BinaryKL-Norm only
+    assert math.isfinite(float(official_binary_kl(full(0), full(-40), **f32)))
+    assert float(official_binary_kl_norm(full(0), full(-40), **f32)) == math.inf
+
+    for zs, zt in ((40.0, 0.0), (35.0, 0.0), (40.0, 40.0), (60.0, 30.0), (0.0, -40.0)):
+        s = full(zs).requires_grad_(True)
+        for ours, official in ((binary_kl, official_binary_kl), (binary_kl_norm, official_binary_kl_norm)):
+            value = ours(s, full(zt), T)
+            value.backward()
+            assert math.isfinite(float(value.detach())) and torch.isfinite(s.grad).all()
+            assert float(value.detach()) == pytest.approx(float(official(full(zs), full(zt), T=T)), rel=1e-5, abs=1e-6)
+            s.grad = None
 
 
 @pytest.mark.parametrize("loss", [binary_kl, binary_kl_norm])
@@ -148,3 +176,45 @@ def test_every_variant_runs_through_train():
         assert all(math.isfinite(v) for values in history.values() for v in values), name
         assert "kd" in history
     assert variants["two heads + GA"].steps > 0
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0], ids=["binary_kl_alone", "ce_plus_binary_kl"])
+def test_shared_head_method_is_dhkd_without_second_head_and_batches_exactly(gamma):
+    """SharedHeadKD == DHKD(dual_head=False, gradient_alignment=False), and its seeds batch bit for bit."""
+    from kdlib.batched import train_seeds, why_sequential
+    from kdlib.methods.dhkd import SharedHeadKD
+    from kdlib.tasks import make_model
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(120, 40, generator=g), torch.randint(0, 10, (120,), generator=g)
+        torch.manual_seed(1)
+        teacher = build("mlp", hidden=[32], num_classes=10, in_dim=40).eval()
+        recipe = dict(epochs=2, batch_size=32, lr=1e-2, optimizer="adam")
+
+        def make_student(seed):
+            return make_model("mlp", 10, [16], seed=seed, dataset="mnist1d")
+
+        shared = SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl")
+        reference = make_student(0)
+        train(reference, DHKD(16, 10, gamma=gamma, dual_head=False, gradient_alignment=False, loss="binary_kl"),
+              (x, y), teacher=teacher, seed=0, progress=False, **recipe)
+        mine = make_student(0)
+        train(mine, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y), teacher=teacher, seed=0,
+              progress=False, **recipe)
+        for p, q in zip(mine.parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+        seeds = [0, 1, 2]
+        assert why_sequential([make_student(s) for s in seeds], shared, [(x, y)] * 3) is None
+        students, histories = train_seeds(make_student, shared, lambda s: (x, y), seeds, teacher=teacher,
+                                          progress=False, **recipe)
+        for seed, student, history in zip(seeds, students, histories):
+            one = make_student(seed)
+            assert history == train(one, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y),
+                                    teacher=teacher, seed=seed, progress=False, **recipe)
+            assert all(torch.equal(p, q) for p, q in zip(student.parameters(), one.parameters()))
+    finally:
+        torch.set_num_threads(old)

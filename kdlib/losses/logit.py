@@ -148,9 +148,14 @@ def luminet_loss(student_logits, teacher_logits, temperature, eps=1e-5):
 
 
 # The official code takes log(clamp(sigmoid(.), eps, 1 - eps)) in float32, where 1 - 1e-8 rounds
-# to 1: once a logit gap exceeds about 17 T, log(1 - p) = -inf and the loss is inf (NaN gradients).
-# Here the same quantity is computed with log-sigmoid and the log clamped at log(eps): equal to
-# the official value wherever that is finite, with the same zero gradient beyond the clamp.
+# to 1, so the upper clamp does nothing: sigmoid(x) is exactly 1 for x >= 16.64 and log(1 - p) is
+# -inf there. BinaryKL therefore overflows once the *student's* scaled logit z_s / T exceeds about 17,
+# whatever the teacher's (inf; NaN when the teacher's is saturated too, 0 * -inf), and BinaryKL-Norm
+# once the signed gap (z_s - z_t) / T exceeds about 17. A large teacher logit alone, or a large
+# negative gap, is harmless: the lower clamp at 1e-8 is representable. (Evaluated in float32 in
+# tests/test_dhkd.py.) Here the same quantity is computed with log-sigmoid and the log clamped at
+# log(eps): equal to the official value wherever that is finite, with the same zero gradient beyond
+# the clamp.
 
 
 def _log_bernoulli(logits, eps):

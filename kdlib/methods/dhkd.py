@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import binary_kl, binary_kl_norm
+from ..losses import binary_kl, binary_kl_norm, cross_entropy
 from .base import Method
 
 LOSSES = {"binary_kl_norm": binary_kl_norm, "binary_kl": binary_kl}
@@ -93,3 +93,25 @@ class DHKD(Method):
             p.grad = c + k - scale * c
         self.conflicts = self.conflicts.to(dot.device) + (dot < 0).float()
         self.steps += 1
+
+
+class SharedHeadKD(Method):
+    """gamma * CE(y, z_s) + alpha * loss(z_s, z_t) on the student's own (single) head.
+
+    The one-head baselines of the paper's Fig. 1(b) ("BinaryKL alone" with gamma=0, "CE + BinaryKL"
+    with gamma=1): the same loss as ``DHKD(dual_head=False, gradient_alignment=False)``, written as
+    a logits-only method so that the seeds of a recipe train as one batched computation
+    (`kdlib.batched.train_seeds`). loss: "binary_kl" (the paper's Fig. 1) or "binary_kl_norm".
+    """
+
+    def __init__(self, temperature=2.0, gamma=1.0, alpha=1.0, loss="binary_kl"):
+        super().__init__()
+        self.temperature, self.gamma, self.alpha, self.loss_name = temperature, gamma, alpha, loss
+        if loss not in LOSSES:
+            raise ValueError(f"SharedHeadKD: loss must be one of {sorted(LOSSES)}, got {loss!r}")
+
+    def terms_from_logits(self, student_logits, teacher_logits, target):
+        terms = {"kd": self.alpha * LOSSES[self.loss_name](student_logits, teacher_logits, self.temperature)}
+        if self.gamma > 0:
+            terms["ce"] = self.gamma * cross_entropy(student_logits, target)
+        return terms
