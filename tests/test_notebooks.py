@@ -52,7 +52,9 @@ def _has_cifar_paper_profile(key):
 def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     """The paper profile end to end at smoke size on CIFAR-format files this test writes."""
     write_fake_cifar100(tmp_path, n_train=100, n_test=50)
-    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1")
+    names = run.notebook_parameters(run.notebook_path(key))
+    pilot = [f"{n}=2" for n in ("pilot_seeds", "min_seeds") if n in names]  # the smallest pilot too
+    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1", *pilot)
     assert res["params"]["dataset"] == "cifar100"
     assert res["metrics"]
 
