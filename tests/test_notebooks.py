@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from kdlib import results, run
 from kdlib.repro import REPO_ROOT
@@ -54,7 +55,11 @@ def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     write_fake_cifar100(tmp_path, n_train=100, n_test=50)
     names = run.notebook_parameters(run.notebook_path(key))
     pilot = [f"{n}=2" for n in ("pilot_seeds", "min_seeds") if n in names]  # the smallest pilot too
-    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1", *pilot)
+    # and the smoke profile's grids (list parameters): the path end to end, not the paper's sweep
+    smoke = yaml.safe_load((REPO_ROOT / "params" / key / "smoke.yaml").read_text()) or {}
+    grids = [f"{n}={json.dumps(v)}" for n, v in smoke.items() if isinstance(v, list) and "hidden" not in n]
+    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1",
+               *pilot, *grids)
     assert res["params"]["dataset"] == "cifar100"
     assert res["metrics"]
 
