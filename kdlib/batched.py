@@ -6,8 +6,9 @@ a few tiny matmuls, so the time goes into Python and per-op overhead, not arithm
 for all seeds at once. Each seed keeps everything that makes it a seed: its own
 initialisation (exactly ``make_student(seed)``), its own training subset, its own batch
 order (``torch.Generator().manual_seed(seed)``, drawn exactly as `train` draws it) and its
-own loss (the method's pure ``terms_from_logits`` vmapped over the seeds, the per-seed
-losses summed, so each seed's gradient is exactly its own loss's gradient). Adam, AdamW
+own loss (the method's ``terms_from_stacked_logits`` where it has one, CE/KD/DKD, else its pure
+``terms_from_logits`` vmapped over the seeds; the per-seed losses summed, so each seed's
+gradient is exactly its own loss's gradient). Adam, AdamW
 and SGD are elementwise, so one optimiser over the stacked parameters steps each seed as
 its own optimiser would. Result: the same students and histories as one `train` per seed,
 bit for bit at one thread (tests/test_batched.py); `make bench` prints the speed-up over
