@@ -6,8 +6,9 @@ a few tiny matmuls, so the time goes into Python and per-op overhead, not arithm
 for all seeds at once. Each seed keeps everything that makes it a seed: its own
 initialisation (exactly ``make_student(seed)``), its own training subset, its own batch
 order (``torch.Generator().manual_seed(seed)``, drawn exactly as `train` draws it) and its
-own loss (the method's pure ``terms_from_logits`` vmapped over the seeds, the per-seed
-losses summed, so each seed's gradient is exactly its own loss's gradient). Adam, AdamW
+own loss (the method's ``terms_from_stacked_logits`` where it has one, CE/KD/DKD, else its pure
+``terms_from_logits`` vmapped over the seeds; the per-seed losses summed, so each seed's
+gradient is exactly its own loss's gradient). Adam, AdamW
 and SGD are elementwise, so one optimiser over the stacked parameters steps each seed as
 its own optimiser would. Result: the same students and histories as one `train` per seed,
 bit for bit at one thread (tests/test_batched.py); `make bench` prints the speed-up over
@@ -169,40 +170,47 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
     method.to(device).train()
     method.epochs = epochs
     opt = _make_optimizer(list(stacked.parameters()), optimizer, lr, momentum, weight_decay)
-    terms_of = torch.func.vmap(method.terms_from_logits, in_dims=(0, None if ts is None else 0, 0))
+    if method.has_stacked_form:  # explicit per-seed reductions: no vmap dispatch, a fast log-softmax
+        terms_of = method.terms_from_stacked_logits
+    else:
+        terms_of = torch.func.vmap(method.terms_from_logits, in_dims=(0, None if ts is None else 0, 0))
 
     n = xs.shape[1]
     n_per_epoch = batches_per_epoch(n, batch_size, drop_last)
     total = epochs * n_per_epoch
     offsets = torch.arange(k_seeds, device=device)[:, None] * n  # seed k's rows start at k * n
 
-    def take(t, idx):  # rows idx (K, B) of each seed's (N, ...) slice of t (K, N, ...) -> (K, B, ...)
+    def take(t, idx):  # rows idx (K, M) of each seed's (N, ...) slice of t (K, N, ...) -> (K, M, ...)
         return t.flatten(0, 1).index_select(0, idx.flatten()).view(*idx.shape, *t.shape[2:])
     histories = [{"loss": [], "lr": []} for _ in seeds]
     bar = tqdm(total=total, desc=desc or f"{type(method).__name__} x{k_seeds} seeds", disable=not progress,
                leave=False)
-    step = 0
+    step, factor = 0, None
     for epoch in range(epochs):
+        # each seed's epoch in its own shuffled order, gathered once; a step then slices its batch
         perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device) + offsets
-        sums: dict[str, torch.Tensor] = {}
+        xe, ye = take(xs, perms), take(ys, perms)  # (K, N, D), (K, N)
+        te = None if ts is None else take(ts, perms)
+        sums = 0.0  # (1 + terms, K): the loss and each term, summed over the epoch's steps
         for start in range(0, n_per_epoch * batch_size, batch_size):
-            idx = perms[:, start : start + batch_size]  # (K, B): each seed's own batch, as _batches draws it
-            factor = _lr_factor(step / total, epoch, lr_schedule, lr_milestones, lr_gamma)
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+            batch = slice(start, start + batch_size)  # each seed's own batch, as _batches draws it
+            new_factor = _lr_factor(step / total, epoch, lr_schedule, lr_milestones, lr_gamma)
+            if new_factor != factor:  # a constant rate is set once, not at every step
+                factor = new_factor
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
             method.epoch, method.step = epoch, step
-            logits = stacked(take(xs, idx))
-            terms = terms_of(logits, None if ts is None else take(ts, idx), take(ys, idx))  # name -> (K,)
+            logits = stacked(xe[:, batch])
+            terms = terms_of(logits, None if te is None else te[:, batch], ye[:, batch])  # name -> (K,)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()  # d(sum)/d(loss_k) = 1: seed k's gradient is its own loss's
             opt.step()
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().float()
+            sums = sums + torch.stack([loss, *terms.values()]).detach().float()
             step += 1
             bar.update()
-        for name, value in sums.items():  # one mean per epoch, as `train` logs it
-            for history, v in zip(histories, value.tolist()):
+        for name, value in zip(["loss", *terms], sums.tolist()):  # one mean per epoch, as `train` logs it
+            for history, v in zip(histories, value):
                 history.setdefault(name, []).append(v / n_per_epoch)
         for history in histories:
             history["lr"].append(lr * factor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import cross_entropy
+from ..losses import cross_entropy, stacked
 
 
 class Method(nn.Module):
@@ -52,6 +52,21 @@ class Method(nn.Module):
         it is vmapped over the seeds of a batched run."""
         raise NotImplementedError
 
+    def terms_from_stacked_logits(self, student_logits, teacher_logits, target) -> dict:
+        """Optional, for speed: the same terms for K seeds at once, each a (K,) tensor.
+
+        (K, B, C) student and teacher logits, (K, B) labels. Must equal ``terms_from_logits``
+        of each seed bit for bit (use `kdlib.losses.stacked`); without it, `kdlib.batched`
+        vmaps ``terms_from_logits``, which is general but several times slower."""
+        raise NotImplementedError
+
+    @property
+    def has_stacked_form(self) -> bool:
+        """True when the class that defines ``terms_from_logits`` also defines its stacked form
+        (a subclass that changes the loss does not inherit a stale stacked form)."""
+        owner = next(c for c in type(self).__mro__ if "terms_from_logits" in vars(c))
+        return "terms_from_stacked_logits" in vars(owner)
+
     @property
     def logits_only(self) -> bool:
         """True when the loss is `terms_from_logits` of the logits alone (default forward and backward)."""
@@ -75,3 +90,6 @@ class CE(Method):
 
     def terms_from_logits(self, student_logits, teacher_logits, target):
         return {"ce": cross_entropy(student_logits, target)}
+
+    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
+        return {"ce": stacked.cross_entropy(student_logits, target)}

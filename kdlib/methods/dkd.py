@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..losses import cross_entropy, dkd_terms
+from ..losses import cross_entropy, dkd_terms, stacked
 from .base import Method
 
 
@@ -40,4 +40,16 @@ class DKD(Method):
             terms["tckd"] = scale * self.alpha * tckd.mean()
         if self.beta:
             terms["nckd"] = scale * self.beta * nckd.mean()
+        return terms
+
+    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
+        tckd, nckd = stacked.dkd_means(student_logits, teacher_logits, target, self.temperature)  # (K,) each
+        scale = self.warmup() * self.temperature**2
+        terms = {}
+        if self.ce_weight:
+            terms["ce"] = self.ce_weight * stacked.cross_entropy(student_logits, target)
+        if self.alpha:
+            terms["tckd"] = scale * self.alpha * tckd
+        if self.beta:
+            terms["nckd"] = scale * self.beta * nckd
         return terms
