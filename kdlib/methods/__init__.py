@@ -11,6 +11,9 @@ from .dkd import DKD
 from .kd import KD, LogitMatching
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
+from .mixup_kd import MixupCE, MixupKD
+from .random_teachers import RandomTeacherDistill
+from .tgeo import TGeoKD, WLSKD
 
 METHODS = {
     "ce": CE,
@@ -25,6 +28,13 @@ METHODS = {
     "lelp": LELP,
     "subclass_kd": SubclassKD,
     "embedding_mse": EmbeddingMSE,
+    "mixup_kd": MixupKD,
+    "mixup_ce": MixupCE,
+    "random_teachers": RandomTeacherDistill,
+    "tgeo": TGeoKD,
+    "wls": WLSKD,
 }
+# Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
+# functions in their files, no Method to register.
 
 __all__ = ["METHODS", "Method", *sorted({cls.__name__ for cls in METHODS.values()})]
