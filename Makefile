@@ -29,6 +29,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_lm.py
 
 # Student versions of every chapter (solutions removed) into _build/student/.
 student: $(STAMP)

@@ -1,9 +1,21 @@
-"""Training throughput (tokens/s) of the cpu-profile LMs of Part V, measured in one run.
+"""LM caching in one run: an LM chapter's student training and evaluation with and without it.
 
-Prints, for the teacher ladder and the students: SFT training tokens/s (forward,
-backward, AdamW step, fresh oracle samples included), KD training tokens/s of a
-student with a teacher, and the speed-up of the KV-cached sampler over
-re-running the prefix. Usage: .venv/bin/python benchmarks/bench_lm.py [--steps 30]
+The workload is one seed of lm_divergences at its cpu sizes (oracle 4 x 64 states, V = 64; a
+GPT-2 L2 d64 teacher; GPT-2 L1 d32 students; batch 32 x 48 tokens): one student per objective
+(hard labels and six divergences), each trained for --steps updates and evaluated on --eval
+oracle sequences. The teacher is freshly initialised (its weights do not change the cost), so
+no zoo is needed.
+
+* without caching: every objective draws its own batches and runs the teacher on them
+  (``SeedBatches(cache=False)``, the pre-cache cost), and every metric recomputes the oracle's
+  forward algorithm and the teacher's log-probs on the evaluation set (``kdlib.lm.metrics``);
+* with caching: the seed's batches and teacher logits are drawn once and replayed
+  (``SeedBatches``), and the evaluation constants are computed once (``EvalSet``).
+
+Prints both times, their ratio (the target of issue #8 is >= 2x for student training), and
+whether the students' parameters and metrics are identical. ``--throughput`` also prints the
+tokens/s of the model ladder and the KV-cached sampler's speed-up.
+Usage: python benchmarks/bench_lm.py [--steps 60] [--eval 512] [--throughput]
 """
 
 import argparse
@@ -11,45 +23,106 @@ import time
 
 import torch
 
-from kdlib.lm.methods import SFT, TokenKD
+from kdlib.lm import metrics
+from kdlib.lm.cache import EvalSet, SeedBatches
+from kdlib.lm.methods import DIVERGENCES, SFT, TokenKD
 from kdlib.lm.models import STUDENTS, TEACHERS, build_lm, count_parameters, oracle_stream
 from kdlib.lm.oracle import MixtureHMMOracle
 from kdlib.lm.sampling import sample
 from kdlib.train import train
 
+OBJECTIVES = ["sft", *DIVERGENCES]
 
-def tokens_per_second(student, method, data, steps, teacher=None, batch_tokens=None):
-    train(student, method, data, teacher=teacher, steps=3, progress=False)  # warm-up
+
+def evaluate_uncached(oracle, teacher, model, tokens, prompt_len, n_new, seed):
+    """The metrics of one student as a chapter computed them before the cache: every call recomputes."""
+    prec, _ = metrics.precision_rkl(oracle, model, tokens[:, :prompt_len], n_new,
+                                    generator=torch.Generator().manual_seed(seed))
+    n = oracle.n_vocab
+    return {"golden_fkl": metrics.golden_token_kl(oracle, model, tokens),
+            "golden_rkl": metrics.golden_token_kl(oracle, model, tokens, direction="reverse"),
+            "precision": prec, "coverage": metrics.coverage_fkl(oracle, model, tokens, prompt_len),
+            "proxy_fkl": metrics.proxy_token_kl(teacher, model, tokens, n),
+            "agreement": metrics.agreement(teacher, model, tokens, n)}
+
+
+def evaluate_cached(ev, teacher, model, n_new, seed):
+    """The same metrics from the evaluation constants (one student forward, the teacher's kept)."""
+    prec, _ = metrics.precision_rkl(ev.oracle, model, ev.tokens[:, :ev.prompt_len], n_new,
+                                    generator=torch.Generator().manual_seed(seed))
+    lp, t_lp = ev.logprobs(model), ev.teacher_logprobs(teacher)
+    return {"golden_fkl": ev.golden_token_kl(lp), "golden_rkl": ev.golden_token_kl(lp, direction="reverse"),
+            "precision": prec, "coverage": ev.coverage(lp), "proxy_fkl": ev.proxy_token_kl(t_lp, lp),
+            "agreement": ev.agreement(t_lp, lp)}
+
+
+def one_seed(oracle, teacher, args, cache, seed=0):
+    """Train and evaluate one student per objective; return (train s, eval s, params, metrics)."""
+    n, prompt_len = oracle.n_vocab, 17
+    eval_tokens = oracle.sample(args.eval, 48, generator=torch.Generator().manual_seed(10_001))
+    stream = SeedBatches(oracle_stream(oracle, args.batch_size, args.seq_len), seed=40_000 + seed,
+                         teacher=teacher, n_vocab=n, cache=cache)
+    train_s = eval_s = 0.0
     start = time.perf_counter()
-    train(student, method, data, teacher=teacher, steps=steps, lr=1e-3, progress=False)
-    return steps * batch_tokens / (time.perf_counter() - start)
+    ev = EvalSet(oracle, eval_tokens, prompt_len) if cache else None
+    eval_s += time.perf_counter() - start
+    params, values = {}, {}
+    for name in OBJECTIVES:
+        student = build_lm(vocab_size=oracle.vocab_size, seed=seed, **STUDENTS["xs"])
+        method = SFT(n) if name == "sft" else TokenKD(n, name, record_grad_norm=True)
+        start = time.perf_counter()
+        train(student, method, stream, teacher=teacher, steps=args.steps, lr=3e-3, optimizer="adamw",
+              lr_schedule="cosine", seed=seed, progress=False)
+        train_s += time.perf_counter() - start
+        start = time.perf_counter()
+        if cache:
+            values[name] = evaluate_cached(ev, teacher, student, 31, 20_000 + seed)
+        else:
+            values[name] = evaluate_uncached(oracle, teacher, student, eval_tokens, prompt_len, 31, 20_000 + seed)
+        eval_s += time.perf_counter() - start
+        params[name] = [p.detach().clone() for p in student.parameters()]
+    return train_s, eval_s, params, values
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seq-len", type=int, default=48)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def caching(args):
+    oracle = MixtureHMMOracle(seed=0)
+    teacher = build_lm(vocab_size=oracle.vocab_size, seed=0, **TEACHERS["small"]).eval()
+    print(f"one seed of lm_divergences: {len(OBJECTIVES)} objectives x {args.steps} updates of "
+          f"{args.batch_size} x {args.seq_len} tokens, evaluation on {args.eval} sequences")
+    one_seed(oracle, teacher, argparse.Namespace(**{**vars(args), "steps": 2, "eval": 16}), cache=True)  # warm-up
+    slow = one_seed(oracle, teacher, args, cache=False)
+    fast = one_seed(oracle, teacher, args, cache=True)
+    same_params = all(torch.equal(a, b) for name in OBJECTIVES for a, b in zip(slow[2][name], fast[2][name]))
+    same_metrics = slow[3] == fast[3]
+    print(f"{'':<26}{'without cache':>14}{'with cache':>12}{'ratio':>8}")
+    for label, i in [("student training (s)", 0), ("evaluation (s)", 1)]:
+        print(f"{label:<26}{slow[i]:>14.2f}{fast[i]:>12.2f}{slow[i] / fast[i]:>7.2f}x")
+    total_slow, total_fast = slow[0] + slow[1], fast[0] + fast[1]
+    print(f"{'training + evaluation (s)':<26}{total_slow:>14.2f}{total_fast:>12.2f}{total_slow / total_fast:>7.2f}x")
+    print(f"ratio student training without / with cache: {slow[0] / fast[0]:.2f}x (target >= 2x)")
+    print(f"parameters identical: {same_params}; metrics identical: {same_metrics}")
+    if not (same_params and same_metrics):
+        raise SystemExit("the cached run differs from the uncached one")
+
+
+def throughput(args):
     oracle = MixtureHMMOracle(seed=0)
     data = oracle_stream(oracle, args.batch_size, args.seq_len)
     batch_tokens = args.batch_size * args.seq_len
-    print(f"threads={args.threads} batch={args.batch_size}x{args.seq_len} tokens, steps={args.steps}")
+
+    def tokens_per_second(student, method, teacher=None):
+        train(student, method, data, teacher=teacher, steps=3, progress=False)  # warm-up
+        start = time.perf_counter()
+        train(student, method, data, teacher=teacher, steps=args.steps, lr=1e-3, progress=False)
+        return args.steps * batch_tokens / (time.perf_counter() - start)
+
     print(f"{'model':<18}{'params':>9}{'SFT tok/s':>12}")
     models = {f"teacher {k}": v for k, v in TEACHERS.items()} | {f"student {k}": v for k, v in STUDENTS.items()}
     built = {}
     for name, arch in models.items():
         built[name] = build_lm(vocab_size=oracle.vocab_size, **arch)
-        tps = tokens_per_second(built[name], SFT(oracle.n_vocab), data, args.steps, batch_tokens=batch_tokens)
+        tps = tokens_per_second(built[name], SFT(oracle.n_vocab))
         print(f"{name:<18}{count_parameters(built[name]):>9,}{tps:>12,.0f}")
-    print("KD (forward KL, teacher forward included):")
-    for teacher in ("teacher small", "teacher medium"):
-        for student in ("student xs", "student s"):
-            tps = tokens_per_second(built[student], TokenKD(oracle.n_vocab, "fkl"), data, args.steps,
-                                    teacher=built[teacher].eval(), batch_tokens=batch_tokens)
-            print(f"  {teacher} -> {student}: {tps:,.0f} tok/s")
     prompt = oracle.sample(args.batch_size, 16)
     times = {}
     for use_cache in (True, False):
@@ -57,8 +130,23 @@ def main():
         sample(built["student xs"], prompt, 32, n_vocab=oracle.n_vocab, use_cache=use_cache,
                generator=torch.Generator().manual_seed(0))
         times[use_cache] = time.perf_counter() - start
-    print(f"sampling {args.batch_size} x 32 new tokens (student xs): cached {times[True]:.3f}s, "
-          f"uncached {times[False]:.3f}s, ratio {times[False] / times[True]:.1f}x")
+    print(f"sampling {args.batch_size} x 32 new tokens (student xs): KV cache {times[True]:.3f}s, "
+          f"without {times[False]:.3f}s, ratio {times[False] / times[True]:.1f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--eval", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--throughput", action="store_true", help="also the model ladder's tokens/s")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    caching(args)
+    if args.throughput:
+        throughput(args)
 
 
 if __name__ == "__main__":

@@ -56,11 +56,17 @@ def divergence(name, student_logits, teacher_logits, mask, beta=0.5, alpha=0.1):
     raise ValueError(f"unknown divergence {name!r}; use one of {DIVERGENCES}")
 
 
-def _distill(student, teacher, tokens, mask, n_vocab, name, beta, alpha):
-    """The token-level divergence on given sequences, the shift done by next_token_view."""
+def _distill(student, teacher, tokens, mask, n_vocab, name, beta, alpha, teacher_logits=None):
+    """The token-level divergence on given sequences, the shift done by next_token_view.
+
+    teacher_logits: the teacher's ``lm_logits`` on these tokens if already computed
+    (``kdlib.lm.cache.SeedBatches``); otherwise the teacher is run here.
+    """
     student_logits, _, m = next_token_view(lm_logits(student, tokens, n_vocab), tokens, mask)
-    with torch.no_grad():
-        teacher_logits, _, _ = next_token_view(lm_logits(teacher, tokens, n_vocab), tokens, mask)
+    if teacher_logits is None:
+        with torch.no_grad():
+            teacher_logits = lm_logits(teacher, tokens, n_vocab)
+    teacher_logits, _, _ = next_token_view(teacher_logits, tokens, mask)
     return divergence(name, student_logits, teacher_logits, m, beta, alpha)
 
 
@@ -98,8 +104,8 @@ class TokenKD(Method):
     def forward(self, student, teacher, batch):
         self._params = list(student.parameters())  # a plain list: not a submodule
         tokens, mask = self.prefixes(student, teacher, batch)
-        return {self.divergence: _distill(student, teacher, tokens, mask, self.n_vocab,
-                                          self.divergence, self.beta, self.alpha)}
+        return {self.divergence: _distill(student, teacher, tokens, mask, self.n_vocab, self.divergence,
+                                          self.beta, self.alpha, batch.get("teacher_logits"))}
 
     def backward(self, loss, terms):
         loss.backward()
@@ -149,7 +155,8 @@ class GKD(Method):
             return self.lam
         return self.lam * min(1.0, self.step / max(1, self.lam_ramp_steps - 1))
 
-    def prefixes(self, student, teacher, batch):
+    def _draw(self, student, batch):
+        """(tokens, on_policy): the batch with each on-policy row replaced by a student sample."""
         tokens, generator = batch["tokens"], batch.get("generator")
         on_policy = (torch.rand(len(tokens), generator=generator) < self.current_lam()).to(tokens.device)  # (B,)
         if on_policy.any():
@@ -159,12 +166,22 @@ class GKD(Method):
                                     generator=generator)
             tokens = tokens.clone()
             tokens[on_policy] = student_tokens.to(tokens.device)
+        return tokens, on_policy
+
+    def prefixes(self, student, teacher, batch):
+        tokens, _ = self._draw(student, batch)
         return tokens, response_mask(tokens, self.prompt_len)
 
     def forward(self, student, teacher, batch):
-        tokens, mask = self.prefixes(student, teacher, batch)
-        return {self.divergence: _distill(student, teacher, tokens, mask, self.n_vocab,
-                                          self.divergence, self.beta, self.alpha)}
+        tokens, on_policy = self._draw(student, batch)
+        teacher_logits = batch.get("teacher_logits")
+        if teacher_logits is not None and on_policy.any():
+            # the dataset's rows keep the cached logits; the teacher runs on the student's samples only
+            teacher_logits = teacher_logits.clone()
+            with torch.no_grad():
+                teacher_logits[on_policy] = lm_logits(teacher, tokens[on_policy], self.n_vocab)
+        return {self.divergence: _distill(student, teacher, tokens, response_mask(tokens, self.prompt_len),
+                                          self.n_vocab, self.divergence, self.beta, self.alpha, teacher_logits)}
 
 
 def ImitKD(n_vocab, prompt_len, total_steps, divergence="fkl", sample_temperature=1.0):

@@ -77,8 +77,12 @@ def _content_mask(tokens):
 @torch.no_grad()
 def sequence_logprob(model, tokens, prompt_len, n_vocab):
     """log q(tokens[:, prompt_len:] | tokens[:, :prompt_len]) per sequence: (N,)."""
-    logq, targets, m = next_token_view(model_logprobs(model, tokens, n_vocab), tokens,
-                                       response_mask(tokens, prompt_len))
+    return _sequence_logprob_from(model_logprobs(model, tokens, n_vocab), tokens, prompt_len)
+
+
+def _sequence_logprob_from(logq, tokens, prompt_len):
+    """`sequence_logprob` from a model's log-probs (N, T, V) on tokens (N, T)."""
+    logq, targets, m = next_token_view(logq, tokens, response_mask(tokens, prompt_len))
     return (logq.gather(-1, targets[..., None]).squeeze(-1) * m).sum(-1)
 
 
