@@ -140,7 +140,13 @@ def _module_file(name: str) -> Path | None:
 
 
 def _imports(source: str, package: str) -> set[str]:
-    """kdlib modules named by the import statements of `source` (inside `package`)."""
+    """The kdlib modules `source` uses (inside `package`), precise for names taken from a package.
+
+    ``from kdlib.methods import KD`` uses kdlib/methods/kd.py, where KD is defined, not the package's
+    ``__init__``, which only gathers names: so registering a new method or re-exporting a new loss
+    does not make every chapter stale. A package imported as a whole (``from kdlib import models``)
+    counts with its ``__init__`` and everything that imports.
+    """
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -153,13 +159,31 @@ def _imports(source: str, package: str) -> set[str]:
                 base = node.module or ""
             if base.split(".")[0] != "kdlib":
                 continue
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names}  # submodules imported by name
+            if _module_file(base) is None or _module_file(base).name != "__init__.py":
+                found.add(base)  # a plain module: the names come from it
+                continue
+            for alias in node.names:
+                found.add(_defining_module(base, alias.name))
     return found
 
 
+def _defining_module(package: str, name: str) -> str:
+    """The module that defines `package.name` (a submodule, or the module of a function or class)."""
+    if _module_file(f"{package}.{name}") is not None:
+        return f"{package}.{name}"
+    import importlib
+
+    obj = getattr(importlib.import_module(package), name, None)
+    module = getattr(obj, "__module__", None) or package
+    return module if module.split(".")[0] == "kdlib" else package
+
+
 def kdlib_modules_used(notebook: Path) -> list[Path]:
-    """The kdlib source files a notebook depends on: its kdlib imports, followed transitively."""
+    """The kdlib source files a notebook depends on: its kdlib imports, followed transitively.
+
+    Package ``__init__`` files are followed only where a package is used as a whole; the top-level
+    ``kdlib/__init__.py`` holds the version string only and is never hashed.
+    """
     todo, files = set(), set()
     for cell in read_notebook(notebook).cells:
         if cell.cell_type != "code":
@@ -174,18 +198,15 @@ def kdlib_modules_used(notebook: Path) -> list[Path]:
     seen = set()
     while todo:
         name = todo.pop()
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
-            sub = ".".join(parts[:i])
-            if sub in seen:
-                continue
-            seen.add(sub)
-            path = _module_file(sub)
-            if path is None:
-                continue
-            files.add(path)
-            package = sub if path.name == "__init__.py" else ".".join(sub.split(".")[:-1])
-            todo |= _imports(path.read_text(), package)
+        if name in seen or name == "kdlib":
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        if path is None:
+            continue
+        files.add(path)
+        package = name if path.name == "__init__.py" else ".".join(name.split(".")[:-1])
+        todo |= _imports(path.read_text(), package)
     return sorted(files)
 
 
