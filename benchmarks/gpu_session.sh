@@ -48,12 +48,12 @@ log "bench_cifar_epoch rc=$?"; tail -n 4 "$OUT/bench_cifar_epoch.log" | tee -a "
 # ---- 2-3. the LM paper profiles
 run_chapter() {  # key, seconds
     log "$1 start (timeout $2 s)"
-    timeout -k 15 "$2" "$PY" -m kdlib.run run "$1" --profile paper --force >"$OUT/$1.log" 2>&1
+    timeout -k 15 "$2" "$PY" -m kdlib run "$1" --profile paper --force >"$OUT/$1.log" 2>&1
     local rc=$?
     log "$1 rc=$rc (124: cut by its timeout)"
     mkdir -p "$OUT/results/$1" "$OUT/runs"
     cp -f "book/_results/$1/paper.json" "$OUT/results/$1/" 2>/dev/null && log "$1 paper.json saved"
-    cp -f _runs/"$1"/paper*.ipynb "$OUT/runs/" 2>/dev/null
+    cp -f _runs/"$1"/paper-*/*.ipynb "$OUT/runs/" 2>/dev/null
     return 0
 }
 budget=$(left); run_chapter lm_divergences $((budget < 360 ? budget : 360))
