@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -326,6 +327,9 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
             f"{key} ({profile}) failed in cell {err.cell_index} [execution count {err.exec_count}]: "
             f"{err.ename}: {err.evalue.splitlines()[0] if err.evalue else ''} — notebook kept at {_show(failed)}"
         ) from None
+    except BaseException:  # Ctrl-C or a kernel that died: the scratch folder goes, nothing is half-written
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -340,9 +344,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
         atomic_write_bytes(notebook, (json.dumps(executed, indent=1, ensure_ascii=False) + "\n").encode())
         atomic_write_bytes(results_file, (json.dumps(res, indent=1) + "\n").encode())
     finally:
-        for f in scratch.iterdir():
-            f.unlink()
-        scratch.rmdir()
+        shutil.rmtree(scratch, ignore_errors=True)
     return notebook, results_file
 
 

@@ -171,3 +171,21 @@ def test_every_source_has_one_parameters_cell_and_the_chapter_sections():
                     for line in c.source.splitlines() if line.startswith("## ")]
         found = [h for h in headings if h in sections]
         assert found == sections, (key, headings)
+
+
+def test_interrupted_run_leaves_no_scratch_files(tmp_path, monkeypatch):
+    """Ctrl-C during execution: the scratch folder is removed and nothing reaches book/ or _runs/."""
+    import papermill as pm
+
+    def interrupted(*args, **kwargs):
+        Path(args[1]).write_text("")  # papermill had started writing its output
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pm, "execute_notebook", interrupted)
+    monkeypatch.setattr(run, "_scratch_dir", lambda: tmp_path)
+    params = run.resolve_parameters(KEY, "smoke")
+    with pytest.raises(KeyboardInterrupt):
+        run.execute(KEY, "smoke", params, "digest", book=False)
+    assert list(tmp_path.iterdir()) == []
+    notebook, results_file = run.destinations(KEY, "smoke", params, book=False)
+    assert not notebook.exists() and not results_file.exists()
