@@ -64,6 +64,23 @@ def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     assert res["metrics"]
 
 
+# chapters whose own test file runs the paper profile at smoke size
+PAPER_TESTED_ELSEWHERE = {"selfdistill_krr", "transfer_limits"}
+
+
+@pytest.mark.xdist_group("paper")
+@pytest.mark.parametrize("key", [k for k in KEYS if not _has_cifar_paper_profile(k) and k not in PAPER_TESTED_ELSEWHERE])
+def test_paper_profile_runs_at_smoke_size(key):
+    """A paper profile that needs no download, end to end with the smoke profile's sizes."""
+    smoke = yaml.safe_load((REPO_ROOT / "params" / key / "smoke.yaml").read_text()) or {}
+    paper = yaml.safe_load((REPO_ROOT / "params" / key / "paper.yaml").read_text()) or {}
+    overrides = [f"{n}={json.dumps(v)}" for n, v in smoke.items()]
+    if paper.get("device") == "cuda":
+        overrides.append("device=cpu")
+    res = _run(key, "paper", *overrides)
+    assert res["profile"] == "paper" and res["claims"]
+
+
 @pytest.mark.xdist_group("notebooks")
 def test_smoke_metrics_are_identical_across_runs():
     first = _run("hinton2015_kd", "smoke")["metrics"]
