@@ -9,6 +9,7 @@ from .base import CE, Method
 from .dhkd import DHKD
 from .dkd import DKD
 from .kd import KD, LogitMatching
+from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
@@ -33,6 +34,7 @@ METHODS = {
     "random_teachers": RandomTeacherDistill,
     "tgeo": TGeoKD,
     "wls": WLSKD,
+    "intermediate_match": IntermediateMatch,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
