@@ -3,7 +3,8 @@ re-exported here (``from kdlib.losses import kd_loss``):
 
 * `divergences`: KL both ways, JS, TVD, skew KL, logit MSE, cross-entropies;
 * `logit`: the logit-distillation losses of Part I (DKD, BAN targets, LumiNet, Dual-Head KD);
-* further families (feature/relation, sequence) get their own module as chapters add them.
+* `relation`: relations between embeddings (RKD's distance and angle losses);
+* further families (sequence) get their own module as chapters add them.
 
 Each family module lists its public functions in its own ``__all__``; this package re-exports
 them, so a new loss is added in one place only.
@@ -25,8 +26,9 @@ Conventions, fixed once for the whole book and tested in tests/test_losses.py:
   these functions compare distributions position by position.
 """
 
-from . import divergences, logit
+from . import divergences, logit, relation
 from .divergences import *  # noqa: F401,F403  (every public loss, listed in the module's __all__)
 from .logit import *  # noqa: F401,F403
+from .relation import *  # noqa: F401,F403
 
-__all__ = [*divergences.__all__, *logit.__all__]
+__all__ = [*divergences.__all__, *logit.__all__, *relation.__all__]

@@ -14,6 +14,7 @@ from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
 from .random_teachers import RandomTeacherDistill
+from .rkd import RKD
 from .tgeo import TGeoKD, WLSKD
 
 METHODS = {
@@ -35,6 +36,7 @@ METHODS = {
     "tgeo": TGeoKD,
     "wls": WLSKD,
     "intermediate_match": IntermediateMatch,
+    "rkd": RKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
