@@ -182,10 +182,13 @@ def test_interrupted_run_leaves_no_scratch_files(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pm, "execute_notebook", interrupted)
-    monkeypatch.setattr(run, "_scratch_dir", lambda: tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(run, "_scratch_dir", lambda: scratch)
+    monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path / "runs"))  # not the folder other tests share
     params = run.resolve_parameters(KEY, "smoke")
     with pytest.raises(KeyboardInterrupt):
         run.execute(KEY, "smoke", params, "digest", book=False)
-    assert list(tmp_path.iterdir()) == []
+    assert list(scratch.iterdir()) == []
     notebook, results_file = run.destinations(KEY, "smoke", params, book=False)
     assert not notebook.exists() and not results_file.exists()
