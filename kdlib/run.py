@@ -341,11 +341,21 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
         res["provenance"]["input_hash"] = digest
         executed = json.loads(out.read_text())
         executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile}
+        hide_injected_parameters(executed)
         atomic_write_bytes(notebook, (json.dumps(executed, indent=1, ensure_ascii=False) + "\n").encode())
         atomic_write_bytes(results_file, (json.dumps(res, indent=1) + "\n").encode())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return notebook, results_file
+
+
+def hide_injected_parameters(nb: dict) -> None:
+    """The book shows the parameters cell; papermill's injected copy of the profile's values is removed
+    from the rendered page (it stays in the notebook for anyone who opens it)."""
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
 
 
 def _scratch_dir() -> Path:
