@@ -24,6 +24,16 @@ def _isolated_dirs(tmp_path_factory):
 
 
 @pytest.fixture
+def one_thread():
+    """Bit-identity (batched == one run per seed) is a one-thread property: several threads may split
+    reductions differently. Restores the thread count afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def logits():
     """Seeded student / teacher logits and targets, (8, 10)."""
     g = torch.Generator().manual_seed(0)

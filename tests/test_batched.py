@@ -13,13 +13,7 @@ from kdlib.train import teacher_logits, train
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bit-identity is a one-thread property (several threads may split reductions differently)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-identity is a one-thread property
 
 
 @pytest.fixture(scope="module")

@@ -179,42 +179,37 @@ def test_every_variant_runs_through_train():
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0], ids=["binary_kl_alone", "ce_plus_binary_kl"])
-def test_shared_head_method_is_dhkd_without_second_head_and_batches_exactly(gamma):
+def test_shared_head_method_is_dhkd_without_second_head_and_batches_exactly(gamma, one_thread):
     """SharedHeadKD == DHKD(dual_head=False, gradient_alignment=False), and its seeds batch bit for bit."""
     from kdlib.batched import train_seeds, why_sequential
     from kdlib.methods.dhkd import SharedHeadKD
     from kdlib.tasks import make_model
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        g = torch.Generator().manual_seed(0)
-        x, y = torch.randn(120, 40, generator=g), torch.randint(0, 10, (120,), generator=g)
-        torch.manual_seed(1)
-        teacher = build("mlp", hidden=[32], num_classes=10, in_dim=40).eval()
-        recipe = dict(epochs=2, batch_size=32, lr=1e-2, optimizer="adam")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(120, 40, generator=g), torch.randint(0, 10, (120,), generator=g)
+    torch.manual_seed(1)
+    teacher = build("mlp", hidden=[32], num_classes=10, in_dim=40).eval()
+    recipe = dict(epochs=2, batch_size=32, lr=1e-2, optimizer="adam")
 
-        def make_student(seed):
-            return make_model("mlp", 10, [16], seed=seed, dataset="mnist1d")
+    def make_student(seed):
+        return make_model("mlp", 10, [16], seed=seed, dataset="mnist1d")
 
-        shared = SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl")
-        reference = make_student(0)
-        train(reference, DHKD(16, 10, gamma=gamma, dual_head=False, gradient_alignment=False, loss="binary_kl"),
-              (x, y), teacher=teacher, seed=0, progress=False, **recipe)
-        mine = make_student(0)
-        train(mine, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y), teacher=teacher, seed=0,
-              progress=False, **recipe)
-        for p, q in zip(mine.parameters(), reference.parameters()):
-            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    shared = SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl")
+    reference = make_student(0)
+    train(reference, DHKD(16, 10, gamma=gamma, dual_head=False, gradient_alignment=False, loss="binary_kl"),
+          (x, y), teacher=teacher, seed=0, progress=False, **recipe)
+    mine = make_student(0)
+    train(mine, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y), teacher=teacher, seed=0,
+          progress=False, **recipe)
+    for p, q in zip(mine.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
-        seeds = [0, 1, 2]
-        assert why_sequential([make_student(s) for s in seeds], shared, [(x, y)] * 3) is None
-        students, histories = train_seeds(make_student, shared, lambda s: (x, y), seeds, teacher=teacher,
-                                          progress=False, **recipe)
-        for seed, student, history in zip(seeds, students, histories):
-            one = make_student(seed)
-            assert history == train(one, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y),
-                                    teacher=teacher, seed=seed, progress=False, **recipe)
-            assert all(torch.equal(p, q) for p, q in zip(student.parameters(), one.parameters()))
-    finally:
-        torch.set_num_threads(old)
+    seeds = [0, 1, 2]
+    assert why_sequential([make_student(s) for s in seeds], shared, [(x, y)] * 3) is None
+    students, histories = train_seeds(make_student, shared, lambda s: (x, y), seeds, teacher=teacher,
+                                      progress=False, **recipe)
+    for seed, student, history in zip(seeds, students, histories):
+        one = make_student(seed)
+        assert history == train(one, SharedHeadKD(temperature=2.0, gamma=gamma, loss="binary_kl"), (x, y),
+                                teacher=teacher, seed=seed, progress=False, **recipe)
+        assert all(torch.equal(p, q) for p, q in zip(student.parameters(), one.parameters()))

@@ -108,7 +108,7 @@ def test_no_gradient_into_teacher_parameters_and_two_epoch_run():
 
 @pytest.mark.parametrize("batch_size", [32, 128])
 @pytest.mark.parametrize("drop_last", [True, False], ids=["drop_last", "ragged"])
-def test_seeds_in_one_batch_equal_one_run_per_seed(batch_size, drop_last):
+def test_seeds_in_one_batch_equal_one_run_per_seed(batch_size, drop_last, one_thread):
     """LumiNet's targets depend on the batch: the batched seeds must still see exactly their own batches.
 
     300 signals of 40 values: 9 batches of 32 (+12) or 2 of 128 (+44); with drop_last=False the short
@@ -117,30 +117,25 @@ def test_seeds_in_one_batch_equal_one_run_per_seed(batch_size, drop_last):
     from kdlib.batched import train_seeds, why_sequential
     from kdlib.tasks import make_model
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        g = torch.Generator().manual_seed(0)
-        x, y = torch.randn(300, 40, generator=g), torch.randint(0, 10, (300,), generator=g)
-        torch.manual_seed(1)
-        teacher = build("mlp", hidden=[32], num_classes=10, in_dim=40).eval()
-        seeds = [0, 1, 2]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 40, generator=g), torch.randint(0, 10, (300,), generator=g)
+    torch.manual_seed(1)
+    teacher = build("mlp", hidden=[32], num_classes=10, in_dim=40).eval()
+    seeds = [0, 1, 2]
 
-        def make_student(seed):
-            return make_model("mlp", 10, [16], seed=seed, dataset="mnist1d")
+    def make_student(seed):
+        return make_model("mlp", 10, [16], seed=seed, dataset="mnist1d")
 
-        recipe = dict(epochs=3, batch_size=batch_size, lr=1e-2, optimizer="adam", lr_schedule="cosine",
-                      drop_last=drop_last)
-        method = LuminetKD(warmup_epochs=2)
-        assert why_sequential([make_student(s) for s in seeds], method, [(x, y)] * 3) is None  # really batched
-        students, histories = train_seeds(make_student, method, lambda s: (x, y), seeds, teacher=teacher,
-                                          progress=False, **recipe)
-        for seed, student, history in zip(seeds, students, histories):
-            reference = make_student(seed)
-            expected = train(reference, LuminetKD(warmup_epochs=2), (x, y), teacher=teacher, seed=seed,
-                             progress=False, **recipe)
-            assert history == expected
-            for p, q in zip(student.parameters(), reference.parameters()):
-                assert torch.equal(p, q)
-    finally:
-        torch.set_num_threads(old)
+    recipe = dict(epochs=3, batch_size=batch_size, lr=1e-2, optimizer="adam", lr_schedule="cosine",
+                  drop_last=drop_last)
+    method = LuminetKD(warmup_epochs=2)
+    assert why_sequential([make_student(s) for s in seeds], method, [(x, y)] * 3) is None  # really batched
+    students, histories = train_seeds(make_student, method, lambda s: (x, y), seeds, teacher=teacher,
+                                      progress=False, **recipe)
+    for seed, student, history in zip(seeds, students, histories):
+        reference = make_student(seed)
+        expected = train(reference, LuminetKD(warmup_epochs=2), (x, y), teacher=teacher, seed=seed,
+                         progress=False, **recipe)
+        assert history == expected
+        for p, q in zip(student.parameters(), reference.parameters()):
+            assert torch.equal(p, q)

@@ -7,12 +7,7 @@ from kdlib.losses import cross_entropy, dkd_terms, kd_loss, stacked
 from kdlib.methods import CE, CWTM, DKD, KD, BornAgain, LogitMatching
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-identity is a one-thread property
 
 
 @pytest.mark.parametrize("batch", [64, 14])  # 14: 1/B is not a power of two, so the mean's backward must match too
