@@ -420,8 +420,3 @@ def student_copy(key: str, dest_dir: Path) -> Path:
     nbformat.write(nb, dest)
     return dest
 
-
-if __name__ == "__main__":
-    from .cli import main
-
-    sys.exit(main())

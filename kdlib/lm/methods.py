@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 
 from kdlib.losses import generalized_jsd, kd_loss, reverse_kl, skew_forward_kl, skew_reverse_kl, tvd
-from kdlib.lm.models import sft_loss
 from kdlib.lm.sampling import sample
-from kdlib.lm.tokens import lm_logits, next_token_view, response_mask
+from kdlib.lm.tokens import lm_logits, next_token_view, response_mask, sft_loss
 from kdlib.methods.base import Method
 
 __all__ = ["DIVERGENCES", "divergence", "SFT", "TokenKD", "SeqKD", "GKD", "ImitKD"]

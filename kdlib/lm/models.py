@@ -23,11 +23,10 @@ nothing changes.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from kdlib import repro, zoo
 from kdlib.lm.oracle import MixtureHMMOracle
-from kdlib.lm.tokens import lm_logits, next_token_view, response_mask
+from kdlib.lm.tokens import lm_logits, next_token_view, response_mask, sft_loss  # noqa: F401 (re-exported)
 
 __all__ = ["TEACHERS", "STUDENTS", "MAX_TEXT_EPOCHS", "build_lm", "lm_spec", "make_lm",
            "fit_lm", "get_lm", "count_parameters", "oracle_stream", "sft_loss", "source_from_spec"]
@@ -182,11 +181,3 @@ def oracle_stream(oracle, batch_size, seq_len, prompt_len=1, prefetch=None):
 def get_lm(source, arch, progress=True, **spec_kwargs):
     """The trained LM of ``lm_spec(source, arch, **spec_kwargs)`` from the zoo (eval mode)."""
     return zoo.get(lm_spec(source, arch, **spec_kwargs), make=make_lm, fit=fit_lm, progress=progress)
-
-
-def sft_loss(model, tokens, mask, n_vocab):
-    """Next-token cross-entropy on the masked target tokens (mean over them)."""
-    logits, targets, target_mask = next_token_view(lm_logits(model, tokens, n_vocab), tokens, mask)
-    nll = F.cross_entropy(logits.reshape(-1, n_vocab), targets.reshape(-1), reduction="none")
-    target_mask = target_mask.reshape(-1).float()
-    return (nll * target_mask).sum() / target_mask.sum().clamp_min(1.0)

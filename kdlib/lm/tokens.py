@@ -8,8 +8,9 @@ so the shift ``logits[:, :-1]`` against ``tokens[:, 1:]`` is written once.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["next_token_view", "lm_logits", "response_mask", "check_length"]
+__all__ = ["next_token_view", "lm_logits", "response_mask", "check_length", "sft_loss"]
 
 
 def next_token_view(logits, tokens, mask=None):
@@ -57,3 +58,11 @@ def check_length(model, length):
     if positions is not None and length > positions:
         raise ValueError(f"sequence of {length} tokens for a model with n_positions={positions}: "
                          f"build it with kdlib.lm.models.build_lm(..., max_len={length})")
+
+
+def sft_loss(model, tokens, mask, n_vocab):
+    """Next-token cross-entropy on the masked target tokens (mean over them)."""
+    logits, targets, target_mask = next_token_view(lm_logits(model, tokens, n_vocab), tokens, mask)
+    nll = F.cross_entropy(logits.reshape(-1, n_vocab), targets.reshape(-1), reduction="none")
+    target_mask = target_mask.reshape(-1).float()
+    return (nll * target_mask).sum() / target_mask.sum().clamp_min(1.0)
