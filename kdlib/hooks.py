@@ -49,3 +49,29 @@ def capture(model: nn.Module, names):
         yield hooks
     finally:
         hooks.remove()
+
+
+def stage_names(model: nn.Module) -> list[str]:
+    """The names of a model's stage outputs, shallow to deep, for every family kdlib builds.
+
+    MLP, CNN1D and the 8x8 CNN: the ReLUs of `features` (hidden layers / conv blocks);
+    PatchTransformer: its embedding's and blocks' token outputs ``features.1 .. depth`` (N, P, D);
+    CRD CIFAR models: ResNet / ShuffleNet ``layer1..3``, WRN ``block1..3``, VGG ``block0..4``,
+    MobileNetV2 ``blocks.0..6``. Feature-distillation methods (FitNet, OFA's exit branches,
+    layer matching) hook these names.
+    """
+    kind = type(model).__name__
+    if kind == "PatchTransformer":
+        return [f"features.{k}" for k in range(1, model.depth + 1)]
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Sequential):
+        return [f"features.{k}" for k, m in enumerate(features) if isinstance(m, nn.ReLU)]
+    named = dict(model.named_children())
+    for prefix in ("layer", "block"):
+        names = sorted((n for n in named if n.startswith(prefix) and n[len(prefix):].isdigit()),
+                       key=lambda n: int(n[len(prefix):]))
+        if names:
+            return names
+    if isinstance(named.get("blocks"), nn.ModuleList):
+        return [f"blocks.{k}" for k in range(len(named["blocks"]))]
+    raise ValueError(f"stage_names: no known stages in {type(model).__name__}; pass the module names to FeatureHooks yourself")

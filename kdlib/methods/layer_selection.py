@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..adapters import LinearAdapters
 from ..hooks import FeatureHooks
 from ..losses import cross_entropy, kd_loss
 from .base import Method
@@ -79,19 +80,6 @@ def layer_match_loss(adapted: list[torch.Tensor], teacher_hidden: list[torch.Ten
         return torch.zeros(())
     per_pair = [(a - t).pow(2).sum(-1).mean() for a, t in zip(adapted, teacher_hidden)]
     return torch.stack(per_pair).mean()
-
-
-class LinearAdapters(nn.Module):
-    """One linear map per student hidden layer, student width -> width of the teacher layer it is matched to."""
-
-    def __init__(self, student_widths, teacher_widths):
-        super().__init__()
-        if len(student_widths) != len(teacher_widths):
-            raise ValueError(f"LinearAdapters: {len(student_widths)} student widths but {len(teacher_widths)} teacher widths")
-        self.maps = nn.ModuleList(nn.Linear(s, t) for s, t in zip(student_widths, teacher_widths))
-
-    def forward(self, hidden: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [w(h) for w, h in zip(self.maps, hidden)]
 
 
 def mlp_widths(model: nn.Module) -> list[int]:
