@@ -6,6 +6,7 @@ Import a method from here (`from kdlib.methods import DKD`) or from its file
 
 from .ban import CWTM, DKPP, BornAgain
 from .base import CE, Method
+from .bdkd import OnlineKD
 from .dhkd import DHKD
 from .dkd import DKD
 from .kd import KD, LogitMatching
@@ -40,6 +41,7 @@ METHODS = {
     "rkd": RKD,
     "pesf": PESF,
     "dml": DML,
+    "bdkd": OnlineKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
