@@ -15,6 +15,7 @@ from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
+from .tcn import TCN
 from .tgeo import TGeoKD, WLSKD
 
 METHODS = {
@@ -37,6 +38,7 @@ METHODS = {
     "wls": WLSKD,
     "intermediate_match": IntermediateMatch,
     "rkd": RKD,
+    "tcn": TCN,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
