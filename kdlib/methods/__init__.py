@@ -17,6 +17,7 @@ from .mixup_kd import MixupCE, MixupKD
 from .pesf import DML, PESF
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
+from .tcn import TCN
 from .tgeo import TGeoKD, WLSKD
 
 METHODS = {
@@ -42,6 +43,7 @@ METHODS = {
     "pesf": PESF,
     "dml": DML,
     "bdkd": OnlineKD,
+    "tcn": TCN,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
