@@ -8,6 +8,7 @@ from .ban import CWTM, DKPP, BornAgain
 from .base import CE, Method
 from .dhkd import DHKD
 from .dkd import DKD
+from .hard import HARD
 from .kd import KD, LogitMatching
 from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
@@ -37,6 +38,7 @@ METHODS = {
     "wls": WLSKD,
     "intermediate_match": IntermediateMatch,
     "rkd": RKD,
+    "hard": HARD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
