@@ -9,6 +9,7 @@ from .base import CE, Method
 from .bdkd import OnlineKD
 from .dhkd import DHKD
 from .dkd import DKD
+from .hard import HARD
 from .kd import KD, LogitMatching
 from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
@@ -44,6 +45,7 @@ METHODS = {
     "dml": DML,
     "bdkd": OnlineKD,
     "tcn": TCN,
+    "hard": HARD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
