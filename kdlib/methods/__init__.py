@@ -16,6 +16,7 @@ from .mixup_kd import MixupCE, MixupKD
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
 from .tgeo import TGeoKD, WLSKD
+from .trg import TRG
 
 METHODS = {
     "ce": CE,
@@ -37,6 +38,7 @@ METHODS = {
     "wls": WLSKD,
     "intermediate_match": IntermediateMatch,
     "rkd": RKD,
+    "trg": TRG,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
