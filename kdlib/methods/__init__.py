@@ -20,6 +20,7 @@ from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
 from .tcn import TCN
 from .tgeo import TGeoKD, WLSKD
+from .trg import TRG
 
 METHODS = {
     "ce": CE,
@@ -46,6 +47,7 @@ METHODS = {
     "bdkd": OnlineKD,
     "tcn": TCN,
     "hard": HARD,
+    "trg": TRG,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
