@@ -4,6 +4,7 @@ re-exported here (``from kdlib.losses import kd_loss``):
 * `divergences`: KL both ways, JS, TVD, skew KL, logit MSE, cross-entropies;
 * `logit`: the logit-distillation losses of Part I (DKD, BAN targets, LumiNet, Dual-Head KD);
 * `relation`: relations between embeddings (RKD's distance and angle losses);
+* `feature`: intermediate features (FitNets' hint MSE) and One-for-All's eps-modulated loss;
 * further families (sequence) get their own module as chapters add them.
 
 Each family module lists its public functions in its own ``__all__``; this package re-exports
@@ -26,9 +27,10 @@ Conventions, fixed once for the whole book and tested in tests/test_losses.py:
   these functions compare distributions position by position.
 """
 
-from . import divergences, logit, relation
+from . import divergences, feature, logit, relation
 from .divergences import *  # noqa: F401,F403  (every public loss, listed in the module's __all__)
 from .logit import *  # noqa: F401,F403
 from .relation import *  # noqa: F401,F403
+from .feature import *  # noqa: F401,F403
 
-__all__ = [*divergences.__all__, *logit.__all__, *relation.__all__]
+__all__ = [*divergences.__all__, *logit.__all__, *relation.__all__, *feature.__all__]

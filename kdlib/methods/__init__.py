@@ -13,6 +13,7 @@ from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
+from .ofa import OFA, FitNet
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
 from .tgeo import TGeoKD, WLSKD
@@ -37,6 +38,8 @@ METHODS = {
     "wls": WLSKD,
     "intermediate_match": IntermediateMatch,
     "rkd": RKD,
+    "ofa": OFA,
+    "fitnet": FitNet,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
