@@ -88,3 +88,60 @@ def stage_shapes(model: nn.Module, x: torch.Tensor, names) -> list[tuple]:
         model(x)
     model.train(was_training)
     return [tuple(h[n].shape[1:]) for n in names]
+
+
+class ExitBranch(nn.Module):
+    """One-for-All's exit branch: a student stage's output, of any family, -> (N, num_classes) logits.
+
+    Hao et al. (NeurIPS 2023) attach one branch per student stage and train it to match the
+    teacher in logit space, where the families' features need not agree. The official branches
+    (OFAKD distillers/ofa.py) are, for CNN stages, separable-conv downsampling, global average
+    pooling and a linear classifier; for ViT stages, patch merging, transformer blocks, pooling
+    and a linear classifier. kdlib's stages are small, so one block of each kind:
+
+    (D,)    flat MLP layer:   Linear(D, width), ReLU, Linear(width, C);
+    (C, L)  1-D feature map:  Conv1d(C, width, 3, stride 2), ReLU, global average pool, Linear(width, C);
+    (P, D)  tokens (tokens=True): one pre-norm transformer block, LayerNorm, mean over tokens,
+            Linear(D, C).
+
+    A (C, L) shape is a feature map unless tokens=True (the shape alone cannot tell them apart;
+    a PatchTransformer's stages are tokens). The branch is trained with the student and dropped
+    at inference.
+    """
+
+    def __init__(self, feature_shape, num_classes: int, tokens: bool = False, width: int = 64):
+        super().__init__()
+        shape = tuple(int(s) for s in feature_shape)
+        if len(shape) not in (1, 2) or min(shape) < 1:
+            raise ValueError(f"ExitBranch: feature_shape must be (D,), (C, L) or (P, D) without the batch, got {shape}")
+        if num_classes < 2:
+            raise ValueError(f"ExitBranch: num_classes must be >= 2, got {num_classes}")
+        self.feature_shape, self.tokens = shape, tokens
+        if len(shape) == 1:
+            self.body = nn.Sequential(nn.Linear(shape[0], width), nn.ReLU(), nn.Linear(width, num_classes))
+        elif tokens:
+            from .models.transformer import Block  # the PatchTransformer's own block
+
+            dim = shape[1]
+            heads = next(h for h in (4, 2, 1) if dim % h == 0)
+            self.body = nn.Sequential(Block(dim, heads), _TokenMean(dim), nn.Linear(dim, num_classes))
+        else:
+            self.body = nn.Sequential(nn.Conv1d(shape[0], width, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        if tuple(x.shape[1:]) != self.feature_shape:
+            raise ValueError(f"ExitBranch: expected features of shape {self.feature_shape} (without the batch), "
+                             f"got {tuple(x.shape[1:])}")
+        return self.body(x)
+
+
+class _TokenMean(nn.Module):
+    """LayerNorm, then the mean over tokens: (N, P, D) -> (N, D)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.norm(x).mean(1)

@@ -3,7 +3,8 @@ re-exported here (``from kdlib.losses import kd_loss``):
 
 * `divergences`: KL both ways, JS, TVD, skew KL, logit MSE, cross-entropies;
 * `logit`: the logit-distillation losses of Part I (DKD, BAN targets, LumiNet, Dual-Head KD);
-* `relation`: relations between embeddings (RKD's distance and angle losses);
+* `relation`: relations between embeddings or tokens (RKD's distances and angles, TRG's token graphs);
+* `feature`: intermediate features (FitNets' hint MSE) and One-for-All's eps-modulated loss;
 * `online`: online (mutual) distillation between networks trained together (DML, BD-KD's balanced KL mix);
 * `transport`: optimal transport (a log-domain Sinkhorn, SinKD's batch-wise loss);
 * further families (sequence) get their own module as chapters add them.
@@ -28,11 +29,12 @@ Conventions, fixed once for the whole book and tested in tests/test_losses.py:
   these functions compare distributions position by position.
 """
 
-from . import divergences, logit, online, relation, transport
+from . import divergences, feature, logit, online, relation, transport
 from .divergences import *  # noqa: F401,F403  (every public loss, listed in the module's __all__)
 from .logit import *  # noqa: F401,F403
 from .online import *  # noqa: F401,F403
 from .relation import *  # noqa: F401,F403
 from .transport import *  # noqa: F401,F403
+from .feature import *  # noqa: F401,F403
 
-__all__ = [*divergences.__all__, *logit.__all__, *online.__all__, *relation.__all__, *transport.__all__]
+__all__ = [*divergences.__all__, *feature.__all__, *logit.__all__, *online.__all__, *relation.__all__, *transport.__all__]

@@ -15,6 +15,7 @@ from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
+from .ofa import OFA, FitNet
 from .pesf import DML, PESF
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
@@ -48,6 +49,8 @@ METHODS = {
     "tcn": TCN,
     "hard": HARD,
     "trg": TRG,
+    "ofa": OFA,
+    "fitnet": FitNet,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
