@@ -25,3 +25,15 @@ def test_every_named_paper_has_a_complete_entry():
         for field in ("title", "year"):
             assert entry.fields.get(field), f"{key}: no {field}"
         assert "[verify]" not in str(entry.fields.get("note", "")), f"{key}: a [verify] marker"
+
+
+def test_every_entry_is_one_balanced_block():
+    """pybtex skips a stray brace silently; a merge that drops or doubles one shows here."""
+    import re
+
+    lines = (REPO_ROOT / "book" / "references.bib").read_text().splitlines()
+    text = "\n".join(ln for ln in lines if not ln.lstrip().startswith("%"))  # comments between entries
+    for block in re.split(r"\n(?=@)", text.strip()):
+        head = block.splitlines()[0]
+        assert block.count("{") == block.count("}"), f"unbalanced braces in {head}"
+        assert block.rstrip().endswith("}"), f"{head} does not end with a closing brace"
