@@ -11,6 +11,7 @@ from .dhkd import DHKD
 from .dkd import DKD
 from .hard import HARD
 from .kd import KD, LogitMatching
+from .kd3 import KD3
 from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
@@ -51,6 +52,7 @@ METHODS = {
     "trg": TRG,
     "ofa": OFA,
     "fitnet": FitNet,
+    "kd3": KD3,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
