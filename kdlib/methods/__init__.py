@@ -9,6 +9,7 @@ from .base import CE, Method
 from .bdkd import OnlineKD
 from .dhkd import DHKD
 from .dkd import DKD
+from .edgefd import ProxyKD
 from .hard import HARD
 from .kd import KD, LogitMatching
 from .layer_selection import IntermediateMatch
@@ -46,6 +47,7 @@ METHODS = {
     "bdkd": OnlineKD,
     "tcn": TCN,
     "hard": HARD,
+    "edgefd": ProxyKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
