@@ -9,6 +9,7 @@ from .base import CE, Method
 from .bdkd import OnlineKD
 from .dhkd import DHKD
 from .dkd import DKD
+from .edgefd import ProxyKD
 from .hard import HARD
 from .kd import KD, LogitMatching
 from .kd3 import KD3
@@ -53,6 +54,7 @@ METHODS = {
     "ofa": OFA,
     "fitnet": FitNet,
     "kd3": KD3,
+    "edgefd": ProxyKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
