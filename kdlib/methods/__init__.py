@@ -15,6 +15,7 @@ from .layer_selection import IntermediateMatch
 from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
+from .orc import ORC, GroupDML
 from .pesf import DML, PESF
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
@@ -46,6 +47,8 @@ METHODS = {
     "bdkd": OnlineKD,
     "tcn": TCN,
     "hard": HARD,
+    "orc": ORC,
+    "group_dml": GroupDML,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
