@@ -18,6 +18,7 @@ from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
 from .ofa import OFA, FitNet
+from .orc import ORC, GroupDML
 from .pesf import DML, PESF
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
@@ -55,6 +56,8 @@ METHODS = {
     "fitnet": FitNet,
     "kd3": KD3,
     "edgefd": ProxyKD,
+    "orc": ORC,
+    "group_dml": GroupDML,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
