@@ -16,6 +16,7 @@ from .lelp import LELP, EmbeddingMSE, SubclassKD
 from .luminet import LuminetKD
 from .mixup_kd import MixupCE, MixupKD
 from .pesf import DML, PESF
+from .rad import ActiveKD
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
 from .tcn import TCN
@@ -46,6 +47,7 @@ METHODS = {
     "bdkd": OnlineKD,
     "tcn": TCN,
     "hard": HARD,
+    "rad": ActiveKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
