@@ -20,6 +20,7 @@ from .mixup_kd import MixupCE, MixupKD
 from .ofa import OFA, FitNet
 from .orc import ORC, GroupDML
 from .pesf import DML, PESF
+from .rad import ActiveKD
 from .random_teachers import RandomTeacherDistill
 from .rkd import RKD
 from .tcn import TCN
@@ -58,6 +59,7 @@ METHODS = {
     "edgefd": ProxyKD,
     "orc": ORC,
     "group_dml": GroupDML,
+    "rad": ActiveKD,
 }
 # Closed-form and simulation chapters (selfdistill_krr, transfer_limits, pruning_kd) have plain
 # functions in their files, no Method to register.
