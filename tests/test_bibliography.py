@@ -7,7 +7,7 @@ from kdlib.repro import REPO_ROOT
 # Papers the Part II–V chapters name (issues #7, #9, #10, #13) and the datasets they use.
 NAMED = [
     "gu2024minillm", "agarwal2024gkd", "ko2024distillm", "kim2016seqkd", "lin2020imitkd", "xu2025skd",
-    "cui2024sinkd", "shing2025taid", "tiapkin2025teacherhacking", "ramesh2025paradox",
+    "cui2024sinkd", "shing2025taid", "tiapkin2025teacherhacking", "ramesh2025fidelity",
     "karpathy2015charrnn", "rabiner1989hmm", "greydanus2024mnist1d", "krizhevsky2009cifar",
     "park2019rkd", "hao2023ofa", "zhang2023trg", "nix2023hard", "yu2025layerselection",
     "amara2022bdkd", "choi2023orc", "dong2023diswot", "malik2021tcn", "rao2024pesf", "mujtaba2025edgefd",
