@@ -282,15 +282,22 @@ def _check_writable(*folders: Path) -> None:
 
 
 @contextmanager
-def chapter_lock(key: str):
-    """One run of a chapter at a time: a second one is refused with one line."""
+def chapter_lock(key: str, destination: Path | None = None):
+    """One run into a destination at a time: a second one is refused with one line.
+
+    The lock is per (chapter, destination folder): two runs that would write the same files
+    exclude each other, while the smoke and paper profiles of one chapter (different folders
+    under _runs/) may run side by side. Without a destination, the lock covers the chapter.
+    """
     folder = ROOT / "_runs" / ".locks"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{key}.lock", "w") as handle:
+    name = key if destination is None else f"{key}-{hashlib.sha256(str(destination).encode()).hexdigest()[:12]}"
+    with open(folder / f"{name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunError(f"{key} is already running in another process (lock {folder / key}.lock)") from None
+            where = "" if destination is None else f" into {_show(destination)}"
+            raise RunError(f"{key} is already running{where} in another process (lock {folder / name}.lock)") from None
         yield
 
 
@@ -392,7 +399,7 @@ def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
             print(f"kdlib run: {key} ({profile}) is current, skipped")
             continue
         print(f"kdlib run: {key} ({profile}) executing ...", flush=True)
-        with chapter_lock(key):
+        with chapter_lock(key, destinations(key, profile, params, book)[1].parent):
             notebook, results_file = execute(key, profile, params, digest, book)
         where = "the book" if book else "outside the book"
         print(f"kdlib run: {key} ({profile}) wrote {where}: {_show(notebook)} and {_show(results_file)}")

@@ -151,6 +151,17 @@ def test_second_run_of_a_chapter_is_refused():
                 pass
 
 
+def test_runs_into_different_folders_do_not_block_each_other(tmp_path):
+    """The smoke and paper profiles of one chapter write different folders: both may run at once."""
+    smoke, paper = tmp_path / "smoke", tmp_path / "paper"
+    with run.chapter_lock(KEY, smoke):
+        with run.chapter_lock(KEY, paper):
+            pass
+        with pytest.raises(run.RunError, match="already running into .*smoke"):
+            with run.chapter_lock(KEY, smoke):
+                pass
+
+
 def test_unwritable_results_folder_is_reported_before_training(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
