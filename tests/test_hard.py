@@ -107,10 +107,17 @@ def _data(n=200, seed=0):
     return torch.randn(n, 40, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def test_learned_hard_trains_student_and_augmentor_separately():
+def _pair(freeze=False):
+    """A CNN1D teacher in eval mode (its weights frozen if asked) and an MLP student seeded with 0."""
     teacher = build("cnn1d", num_classes=10).eval()
+    for p in teacher.parameters() if freeze else ():
+        p.requires_grad_(False)
     torch.manual_seed(0)
-    student = MLP(hidden=(16,), in_dim=40)
+    return teacher, MLP(hidden=(16,), in_dim=40)
+
+
+def test_learned_hard_trains_student_and_augmentor_separately():
+    teacher, student = _pair()
     method = HARD("learned", max_shift=4.0, aug_lr=1e-2, seed=0)
     aug_before = copy.deepcopy(method.augmentor.state_dict())
     teacher_before = copy.deepcopy(teacher.state_dict())
@@ -125,11 +132,7 @@ def test_learned_hard_trains_student_and_augmentor_separately():
 
 def test_augmentor_ascends_its_objective():
     """One step on a fixed batch raises the objective (a plain gradient-ascent check)."""
-    teacher = build("cnn1d", num_classes=10).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    torch.manual_seed(0)
-    student = MLP(hidden=(16,), in_dim=40)
+    teacher, student = _pair(freeze=True)
     x, _ = _data(100)
     method = HARD("learned", max_shift=6.0, aug_lr=5e-2, seed=0)
     t_logits = teacher(x)
@@ -149,9 +152,7 @@ def test_augmentor_ascends_its_objective():
 
 def test_random_mode_and_registry():
     assert METHODS["hard"] is HARD
-    teacher = build("cnn1d", num_classes=10).eval()
-    torch.manual_seed(0)
-    student = MLP(hidden=(16,), in_dim=40)
+    teacher, student = _pair()
     method = HARD("random", max_shift=4.0, seed=0)
     assert method.augmentor is None and list(method.parameters()) == []
     hist = train(student, method, _data(), teacher=teacher, epochs=1, batch_size=50, progress=False)
@@ -173,11 +174,7 @@ def test_augment_signature_works_in_train():
 
 def test_student_gradient_is_plain_kd_on_the_detached_augmentation():
     """The augmentor's objective never reaches the student's .grad: it equals KD on x and on a fixed x^."""
-    teacher = build("cnn1d", num_classes=10).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    torch.manual_seed(0)
-    student = MLP(hidden=(16,), in_dim=40)
+    teacher, student = _pair(freeze=True)
     x, y = _data(50)
     method = HARD("learned", max_shift=6.0, aug_lr=1e-2, seed=0)
     with torch.no_grad():
