@@ -48,6 +48,50 @@ def _has_cifar_paper_profile(key):
     return params.get("dataset") == "cifar100"
 
 
+# The CRD models' shallowest relative with the same stage widths: every feature shape a chapter
+# sees (adapters, hooks, relations) is the paper architecture's, at a fraction of the CPU time
+# (resnet32x4 is 6x resnet8x4 per step). Every architecture itself is built and checked against
+# its reference parameter count in tests/test_cifar_models.py.
+SHALLOW = {"resnet32x4": "resnet8x4", "resnet110": "resnet8", "resnet56": "resnet8", "resnet44": "resnet8",
+           "resnet32": "resnet8", "resnet20": "resnet8", "resnet14": "resnet8", "wrn_40_2": "wrn_16_2"}
+
+
+def _shallow_archs(key, names):
+    """Overrides that swap each CIFAR architecture of the paper profile for its shallow relative."""
+    out = []
+    for name, value in run.resolve_parameters(key, "paper").items():
+        if name not in names:
+            continue
+        if isinstance(value, str) and value in SHALLOW:
+            out.append(f"{name}={SHALLOW[value]}")
+        elif isinstance(value, list) and any(isinstance(v, str) and v in SHALLOW for v in value):
+            out.append(f"{name}={json.dumps([SHALLOW.get(v, v) for v in value])}")
+    return out
+
+
+def test_shallow_archs_keep_every_stage_shape():
+    """The swap is only sound if each pair has the same stage shapes (channels and resolution)."""
+    import torch
+
+    from kdlib.hooks import stage_names
+    from kdlib.models.cifar import CIFAR_MODELS
+
+    x = torch.zeros(2, 3, 32, 32)
+    for deep, shallow in SHALLOW.items():
+        shapes = []
+        for arch in (deep, shallow):
+            model = CIFAR_MODELS[arch](num_classes=100).eval()
+            feats = {}
+            hooks = [dict(model.named_modules())[n].register_forward_hook(
+                lambda m, i, o, n=n: feats.__setitem__(n, tuple(o.shape))) for n in stage_names(model)]
+            model(x)
+            for h in hooks:
+                h.remove()
+            shapes.append(list(feats.values()))
+        assert shapes[0] == shapes[1], (deep, shallow)
+    assert _shallow_archs("dkd", run.notebook_parameters(run.notebook_path("dkd"))) == ["teacher_arch=resnet8x4"]
+
+
 @pytest.mark.xdist_group("paper")
 @pytest.mark.parametrize("key", [k for k in KEYS if _has_cifar_paper_profile(k)])
 def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
@@ -59,7 +103,7 @@ def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     smoke = yaml.safe_load((REPO_ROOT / "params" / key / "smoke.yaml").read_text()) or {}
     grids = [f"{n}={json.dumps(v)}" for n, v in smoke.items() if isinstance(v, list) and "hidden" not in n]
     res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1",
-               *pilot, *grids)
+               *pilot, *grids, *_shallow_archs(key, names))
     assert res["params"]["dataset"] == "cifar100"
     assert res["metrics"]
 

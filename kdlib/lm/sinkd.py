@@ -24,7 +24,7 @@ import torch
 
 from kdlib.losses import kd_loss, sinkd_loss, sinkhorn_plan
 from kdlib.lm.tokens import lm_logits, next_token_view
-from kdlib.lm.toy import gaussian_logits
+from kdlib.lm.toy import fit_gaussian_to  # re-exported: the chapter fits SinKD's losses with it
 from kdlib.methods.base import Method
 
 __all__ = ["sample_positions", "sinkd_token_loss", "SinKD", "grid_sinkhorn", "toy_batch_sinkd", "fit_gaussian_to"]
@@ -135,23 +135,3 @@ def toy_batch_sinkd(student_logits, teacher_logits, batch=8, temperature=2.0, ep
     """
     return sinkd_loss(student_logits.expand(batch, -1), teacher_logits.expand(batch, -1), temperature, eps, n_iters)
 
-
-def fit_gaussian_to(loss_fn, teacher_logits, x, mean=0.5, std=0.5, steps=600, lr=0.05):
-    """``kdlib.lm.toy.fit_gaussian`` for any loss_fn(student_logits (V,), teacher_logits (V,)) -> scalar.
-
-    Same student (a discretised Gaussian), start and optimiser as the toy's divergence fits.
-    Returns dict(mean, std, logprobs (V,), losses).
-    """
-    mean = torch.tensor(float(mean), requires_grad=True)
-    log_std = torch.tensor(float(std)).log().requires_grad_()
-    opt = torch.optim.Adam([mean, log_std], lr=lr)
-    losses = []
-    for _ in range(steps):
-        loss = loss_fn(gaussian_logits(x, mean, log_std), teacher_logits)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        student = gaussian_logits(x, mean, log_std).log_softmax(-1)
-    return dict(mean=mean.item(), std=log_std.exp().item(), logprobs=student, losses=losses)

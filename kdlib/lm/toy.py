@@ -14,7 +14,7 @@ import torch
 
 from kdlib.lm.methods import divergence
 
-__all__ = ["grid", "bimodal_logits", "gaussian_logits", "fit_gaussian"]
+__all__ = ["grid", "bimodal_logits", "gaussian_logits", "fit_gaussian", "fit_gaussian_to"]
 
 
 def grid(n=241, lo=-6.0, hi=6.0):
@@ -40,13 +40,20 @@ def fit_gaussian(teacher_logits, x, name, beta=0.5, alpha=0.1, mean=0.5, std=0.5
     mode-seeking divergence has a mode to fall into. Returns a dict: final mean,
     std, the student's log-probabilities (V,), and the loss per step.
     """
+    def loss_fn(student_logits, teacher_logits):  # one "token": (1, 1, V) each
+        return divergence(name, student_logits[None, None], teacher_logits[None, None], None, beta, alpha)
+    return fit_gaussian_to(loss_fn, teacher_logits, x, mean, std, steps, lr)
+
+
+def fit_gaussian_to(loss_fn, teacher_logits, x, mean=0.5, std=0.5, steps=600, lr=0.05):
+    """`fit_gaussian` for any ``loss_fn(student_logits (V,), teacher_logits (V,)) -> scalar``
+    (SinKD's transport losses use it): same student, start and optimiser."""
     mean = torch.tensor(float(mean), requires_grad=True)
     log_std = torch.tensor(float(std)).log().requires_grad_()
     opt = torch.optim.Adam([mean, log_std], lr=lr)
-    teacher = teacher_logits[None, None]  # (1, 1, V): one "token"
     losses = []
     for _ in range(steps):
-        loss = divergence(name, gaussian_logits(x, mean, log_std)[None, None], teacher, None, beta, alpha)
+        loss = loss_fn(gaussian_logits(x, mean, log_std), teacher_logits)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -17,8 +17,8 @@ import copy
 import torch
 from torch import nn
 
-from ..hooks import capture
 from .base import Method
+from .rkd import embed
 
 
 def split_sizes(dim: int, n: int) -> list[int]:
@@ -122,19 +122,11 @@ class TCN(Method):
 
 @torch.no_grad()
 def teacher_features(teacher, x, layer: str = "features", batch_size: int = 2048) -> torch.Tensor:
-    """(N, D): the frozen teacher's `layer` output on x, captured with a forward hook, flattened, detached.
+    """(N, D) on x's device: the frozen teacher's `layer` output on x (`kdlib.methods.rkd.embed`), detached.
 
     The inputs never change between epochs (no augmentation), so the stage-1 targets can be computed
     once and carried as the batch's third tensor, as `kdlib.train` caches a teacher's logits."""
-    was_training = teacher.training
-    teacher.eval()
-    out = []
-    with capture(teacher, [layer]) as ht:
-        for i in range(0, len(x), batch_size):
-            teacher(x[i:i + batch_size])
-            out.append(ht[layer].flatten(1).detach())
-    teacher.train(was_training)
-    return torch.cat(out)
+    return embed(teacher, x, layer, batch_size).detach().to(x.device)
 
 
 def mlp_params(in_dim: int, hidden, out_dim: int) -> int:
