@@ -14,6 +14,8 @@ from kdlib.tasks import write_fake_cifar100
 
 KEYS = run.all_keys()
 pytestmark = pytest.mark.slow
+# No xdist groups: each worker has its own results and cache folders (conftest.py) and the runner
+# locks per chapter and destination, so these runs spread over the workers (`make test`: -n 2).
 
 
 def _run(key, profile, *overrides):
@@ -34,7 +36,6 @@ def _book_status():
                           cwd=REPO_ROOT).stdout
 
 
-@pytest.mark.xdist_group("notebooks")
 @pytest.mark.parametrize("key", KEYS)
 def test_notebook_runs_at_smoke(key):
     res = _run(key, "smoke")
@@ -92,7 +93,6 @@ def test_shallow_archs_keep_every_stage_shape():
     assert _shallow_archs("dkd", run.notebook_parameters(run.notebook_path("dkd"))) == ["teacher_arch=resnet8x4"]
 
 
-@pytest.mark.xdist_group("paper")
 @pytest.mark.parametrize("key", [k for k in KEYS if _has_cifar_paper_profile(k)])
 def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     """The paper profile end to end at smoke size on CIFAR-format files this test writes."""
@@ -112,7 +112,6 @@ def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
 PAPER_TESTED_ELSEWHERE = {"selfdistill_krr", "transfer_limits"}
 
 
-@pytest.mark.xdist_group("paper")
 @pytest.mark.parametrize("key", [k for k in KEYS if not _has_cifar_paper_profile(k) and k not in PAPER_TESTED_ELSEWHERE])
 def test_paper_profile_runs_at_smoke_size(key):
     """A paper profile that needs no download, end to end with the smoke profile's sizes."""
@@ -125,14 +124,12 @@ def test_paper_profile_runs_at_smoke_size(key):
     assert res["profile"] == "paper" and res["claims"]
 
 
-@pytest.mark.xdist_group("notebooks")
 def test_smoke_metrics_are_identical_across_runs():
     first = _run("hinton2015_kd", "smoke")["metrics"]
     second = _run("hinton2015_kd", "smoke")["metrics"]
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
-@pytest.mark.xdist_group("notebooks")
 def test_executed_smoke_notebook_reexecutes_under_nbval(tmp_path):
     """nbval --nbval-lax re-runs the executed smoke notebook: every cell must run again cleanly."""
     _run("hinton2015_kd", "smoke")
@@ -142,7 +139,6 @@ def test_executed_smoke_notebook_reexecutes_under_nbval(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
-@pytest.mark.xdist_group("notebooks")
 def test_papermill_pipe_student_copy_and_overrides_leave_the_book_alone(tmp_path):
     """The researcher's paths: jupytext | papermill, a student copy under papermill, -p, KDLIB_RESULTS_DIR."""
     before = _book_status()

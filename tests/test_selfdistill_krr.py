@@ -143,7 +143,6 @@ def test_bad_input_names_the_parameter(kwargs, word):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("paper")
 def test_paper_profile_runs_end_to_end_at_smoke_size():
     """The paper profile (all of MNIST-1D, no CIFAR, so tests/test_notebooks.py skips it) at smoke size."""
     import subprocess
