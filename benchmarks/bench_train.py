@@ -2,9 +2,17 @@
 and the seeds of a recipe trained as one batched computation vs one `train` per seed.
 
 Same model, data, seed, method and number of epochs; the loops are timed in this one
-run and the script prints their ratios and the final accuracies. Run: `make bench`.
+run and the script prints their ratios and the final accuracies. Run: `make bench`
+(`--epochs`, `--seed-epochs`, `--seed-counts`, `--mnist1d-epochs` shrink it; tests run it tiny).
+
+Where the batched step's time goes: at digits scale one seed's step is per-op overhead, so K
+seeds in one step cost little more than one seed, except for the log-softmax over the C = 10
+classes. Its last-dim kernel costs per row, so K seeds' rows cost K times one seed's, and the
+bit-identity with `train` pins that kernel (`kdlib.losses.stacked`). The script measures that
+kernel's share of a batched step in the same run.
 """
 
+import argparse
 import time
 
 import torch
@@ -46,6 +54,15 @@ def plain_loop(student, teacher, x, y, seed):
 
 
 def main():
+    global EPOCHS, SEED_COUNTS, SEED_EPOCHS, MNIST1D_EPOCHS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of the loop comparison")
+    parser.add_argument("--seed-epochs", type=int, default=SEED_EPOCHS, help="epochs of the batched-seeds comparison")
+    parser.add_argument("--seed-counts", type=int, nargs="+", default=list(SEED_COUNTS), help="K values")
+    parser.add_argument("--mnist1d-epochs", type=int, default=MNIST1D_EPOCHS)
+    args = parser.parse_args()
+    EPOCHS, SEED_EPOCHS, SEED_COUNTS, MNIST1D_EPOCHS = (args.epochs, args.seed_epochs, tuple(args.seed_counts),
+                                                       args.mnist1d_epochs)
     repro.set_threads()
     splits = data.digits()
     repro.seed_everything(1)
@@ -107,12 +124,40 @@ def batched_seeds(splits, teacher):
         print(f"K = {k:2d}: one train per seed {seq_wall:6.2f} s ({seq_cpu:.2f})   batched {bat_wall:6.2f} s "
               f"({bat_cpu:.2f})   speed-up {seq_wall / bat_wall:.1f}x (CPU {seq_cpu / bat_cpu:.1f}x)   "
               f"per-seed test accuracies identical: {acc_seq == acc_bat}, weights identical: {same}")
+        if k == SEED_COUNTS[0]:
+            n_steps = SEED_EPOCHS * -(-len(subset(0)[0]) // BATCH)
+            log_softmax_share(k, bat_wall / n_steps)
         if k == SEED_COUNTS[0]:  # the baseline before this change: the teacher called at every step
             _, old_wall, old_cpu = _timed(lambda: [
                 train(make_student(s), method, subset(s), seed=s, cache_teacher=False,
                       **recipe) for s in seeds])
             print(f"K = {k:2d}: one train per seed, teacher forward every step {old_wall:6.2f} s ({old_cpu:.2f})   "
                   f"batched speed-up over it {old_wall / bat_wall:.1f}x (CPU {old_cpu / bat_cpu:.1f}x)")
+
+
+def log_softmax_share(k, step_seconds, classes=10, reps=2000):
+    """Time the last-dim log-softmax (forward and backward) on one seed's batch and on K seeds' batches;
+    print the K-seed kernel's share of one batched KD step (3 forward: student and teacher at T, student
+    at 1 for CE; 2 backward: the student's)."""
+    x = torch.randn(k, BATCH, classes)
+
+    def per_call(fn):
+        for _ in range(50):
+            fn()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - start) / reps
+
+    def cost(t):
+        out = torch.log_softmax(t, -1)
+        fwd = per_call(lambda: torch.log_softmax(t, -1))
+        bwd = per_call(lambda: torch.ops.aten._log_softmax_backward_data(out, out, -1, t.dtype))
+        return 3 * fwd + 2 * bwd
+    one, all_k = cost(x[0]), cost(x)
+    print(f"K = {k:2d}: the log-softmax over C = {classes} classes (3 forward + 2 backward per KD step) costs "
+          f"{1e6 * one:.0f} us for one seed's batch and {1e6 * all_k:.0f} us for K seeds' ({all_k / one:.1f}x): "
+          f"{100 * all_k / step_seconds:.0f} % of a batched step ({1e6 * step_seconds:.0f} us)")
 
 
 def batched_mnist1d():

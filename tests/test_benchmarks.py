@@ -26,3 +26,26 @@ def test_mnist1d_baselines_benchmark_runs_one_cheap_recipe():
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "book mlp 30ep" in proc.stdout and "15210" in proc.stdout
+
+
+def test_train_benchmark_runs_tiny_and_reports_identical_seeds():
+    """`make bench`'s loop and batched-seeds comparisons at a few epochs: every line printed, and the
+    batched students identical to one `train` per seed (the property the speed-up is quoted with)."""
+    proc = subprocess.run([sys.executable, "benchmarks/bench_train.py", "--epochs", "2", "--seed-epochs", "2",
+                           "--seed-counts", "3", "--mnist1d-epochs", "1"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "speed-up of kdlib.train over the plain DataLoader loop" in out
+    assert "K =  3: one train per seed" in out and "teacher forward every step" in out
+    assert "per-seed test accuracies identical: True, weights identical: True" in out
+    assert "of a batched step" in out
+    assert "MNIST-1D 40-100-100-10" in out and out.rstrip().endswith("weights identical: True")
+
+
+def test_lm_benchmark_runs_tiny_and_reports_identical_students():
+    proc = subprocess.run([sys.executable, "benchmarks/bench_lm.py", "--steps", "2", "--eval", "16"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "parameters identical: True; metrics identical: True" in proc.stdout, proc.stdout
+    assert "ratio student training without / with cache" in proc.stdout
