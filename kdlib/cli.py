@@ -12,7 +12,7 @@ EPILOG = """examples:
   kdlib run dkd                          the book's run (cpu profile), skipped if current
   kdlib run dkd -p beta=2                an experiment: written under _runs/, never into book/
   kdlib run --all --profile smoke        every chapter in seconds (under _runs/)
-  kdlib list                             chapters by part, profiles, current or stale, verdicts
+  kdlib list                             chapters by part, profiles, current or stale, run time, verdicts
   kdlib student --all                    exercise copies without solutions
 """
 
@@ -32,6 +32,16 @@ def _parts() -> list[tuple[str, list[str]]]:
     return parts + ([("Not in the table of contents", extra)] if extra else [])
 
 
+def _run_time(res) -> str:
+    """The cpu run's timed sections (teacher, pilot, students ...) from its results file, e.g. '1.2 min'.
+
+    Kernel start-up and plotting are not timed: a whole `kdlib run` takes some 10-25 s more. The
+    time is the recording machine's (provenance.hardware; 2 cores for the book's runs)."""
+    durations = ((res or {}).get("provenance") or {}).get("durations") or {}
+    seconds = sum(v for v in durations.values() if isinstance(v, (int, float)))
+    return f"{seconds / 60:.1f} min" if seconds else "-"
+
+
 def list_chapters() -> int:
     for caption, keys in _parts():
         print(caption)
@@ -46,7 +56,7 @@ def list_chapters() -> int:
             for claim in (res or {}).get("claims", []):
                 counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
             verdicts = ", ".join(f"{n} {v}" for v, n in counts.items()) or "no results"
-            print(f"  {key:<20} profiles: {profiles:<16} {state:<8} {verdicts}")
+            print(f"  {key:<20} profiles: {profiles:<16} {state:<8} cpu run {_run_time(res):>8}  {verdicts}")
     return 0
 
 
@@ -65,7 +75,7 @@ def main(argv=None) -> int:
     p_run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                        help="override one parameter (repeatable; values read as YAML); the run goes to _runs/")
     p_run.add_argument("--force", action="store_true", help="run even if the book's copy is current")
-    p_list = sub.add_parser("list", help="chapters by part: profile files, current or stale, verdict counts")
+    p_list = sub.add_parser("list", help="chapters by part: profile files, current or stale, the cpu run's recorded time, verdict counts")
     p_list.set_defaults(name=None, all=True)
     p_student = sub.add_parser("student", help="write exercise copies of chapters without the solutions")
     p_student.add_argument("name", nargs="?", help="chapter key")

@@ -126,6 +126,8 @@ def test_version_list_and_help():
     listing = kdlib_cli("list")
     assert listing.returncode == 0 and "Part I" in listing.stdout and KEY in listing.stdout
     assert any(word in listing.stdout for word in ("current", "stale"))
+    line = next(line for line in listing.stdout.splitlines() if line.split()[:1] == [KEY])
+    assert "cpu run" in line and " min " in line  # the committed run's recorded time
     helptext = kdlib_cli("run", "--help").stdout
     assert "--profile" in helptext and "smoke:" in helptext and "_runs" in helptext
 
