@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -85,7 +86,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
-            return list_chapters()
+            try:
+                return list_chapters()
+            except BrokenPipeError:  # `kdlib list | head`: the reader left; say nothing more
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
         if bool(args.name) == bool(args.all):
             raise run.RunError("give a chapter NAME or --all (not both)")
         keys = chapters.all_keys() if args.all else [args.name]

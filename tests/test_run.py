@@ -205,3 +205,23 @@ def test_interrupted_run_leaves_no_scratch_files(tmp_path, monkeypatch):
     assert list(scratch.iterdir()) == []
     notebook, results_file = run.destinations(KEY, "smoke", params, book=False)
     assert not notebook.exists() and not results_file.exists()
+
+
+def test_list_into_a_closed_pipe_is_quiet(monkeypatch, tmp_path):
+    """`kdlib list | head`: when the reader has gone, list stops without a traceback and exits 0."""
+    import io
+
+    from kdlib import cli
+
+    sink = open(tmp_path / "stdout", "w")
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return sink.fileno()
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["list"]) == 0
+    sink.close()
