@@ -127,7 +127,7 @@ def batched_seeds(splits, teacher):
         if k == SEED_COUNTS[0]:
             n_steps = SEED_EPOCHS * -(-len(subset(0)[0]) // BATCH)
             log_softmax_share(k, bat_wall / n_steps)
-        if k == SEED_COUNTS[0]:  # the one-at-a-time loop as issue #8 measured it: the teacher called every step
+            # the one-at-a-time loop as issue #8 measured it: the teacher called every step
             def old_loop():
                 students = [make_student(s) for s in seeds]
                 for student, s in zip(students, seeds):

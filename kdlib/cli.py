@@ -86,11 +86,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
-            try:
-                return list_chapters()
-            except BrokenPipeError:  # `kdlib list | head`: the reader left; say nothing more
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return 0
+            return list_chapters()
         if bool(args.name) == bool(args.all):
             raise run.RunError("give a chapter NAME or --all (not both)")
         keys = chapters.all_keys() if args.all else [args.name]
@@ -107,6 +103,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("kdlib: interrupted; nothing was written to the book", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kdlib list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

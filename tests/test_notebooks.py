@@ -74,6 +74,7 @@ def test_shallow_archs_keep_every_stage_shape():
     """The swap is only sound if each pair has the same stage shapes (channels and resolution)."""
     import torch
 
+    from kdlib.adapters import stage_shapes
     from kdlib.hooks import stage_names
     from kdlib.models.cifar import CIFAR_MODELS
 
@@ -81,14 +82,8 @@ def test_shallow_archs_keep_every_stage_shape():
     for deep, shallow in SHALLOW.items():
         shapes = []
         for arch in (deep, shallow):
-            model = CIFAR_MODELS[arch](num_classes=100).eval()
-            feats = {}
-            hooks = [dict(model.named_modules())[n].register_forward_hook(
-                lambda m, i, o, n=n: feats.__setitem__(n, tuple(o.shape))) for n in stage_names(model)]
-            model(x)
-            for h in hooks:
-                h.remove()
-            shapes.append(list(feats.values()))
+            model = CIFAR_MODELS[arch](num_classes=100)
+            shapes.append(stage_shapes(model, x, stage_names(model)))
         assert shapes[0] == shapes[1], (deep, shallow)
     assert _shallow_archs("dkd", run.notebook_parameters(run.notebook_path("dkd"))) == ["teacher_arch=resnet8x4"]
 
