@@ -1,9 +1,17 @@
 """kdlib: the small shared library behind *Knowledge Distillation, Reproduced*.
 
-Modules: losses (pure functions), methods (one file per paper), train (the one loop),
-batched (the seeds of a recipe as one computation),
-data, models, hooks, zoo (cached teachers), results (claims and verdicts), repro,
-book (notebook glue) and run (the papermill runner).
+Layers, lowest first (a module imports only from the rows above it):
+
+* losses (pure functions), models, hooks, adapters, augment, data, repro, deps;
+* method (the `Method` base and CE), train (the one loop), batched (K seeds as one computation);
+* methods (one file per paper, `Method` subclasses only), lm (language-model world and methods);
+* experiments (training drivers and closed-form experiments a chapter needs beyond a Method),
+  tasks, zoo (cached teachers);
+* prereg, results (claims and verdicts), book (notebook glue), chapters, run, cli.
+
+Where new code goes: a loss shared by two papers or a core divergence in ``losses/<family>.py``
+(else beside its method); a method in ``methods/<key>.py``; an LM method in ``lm/<key>.py``; a
+training driver (rounds, generations, a teacher fit) in ``experiments/<key>.py``.
 """
 
 __version__ = "0.1.0"

@@ -6,9 +6,9 @@ a few tiny matmuls, so the time goes into Python and per-op overhead, not arithm
 for all seeds at once. Each seed keeps everything that makes it a seed: its own
 initialisation (exactly ``make_student(seed)``), its own training subset, its own batch
 order (``torch.Generator().manual_seed(seed)``, drawn exactly as `train` draws it) and its
-own loss (the method's ``terms_from_stacked_logits`` where it has one, CE/KD/DKD, else its pure
-``terms_from_logits`` vmapped over the seeds; the per-seed losses summed, so each seed's
-gradient is exactly its own loss's gradient). Adam, AdamW
+own loss (the method's pure ``terms_from_logits``, called on the (K, B, C) stacks: every loss
+reduces over the sample axis only, so each term is (K,); the per-seed losses summed, so each
+seed's gradient is exactly its own loss's gradient). Adam, AdamW
 and SGD are elementwise, so one optimiser over the stacked parameters steps each seed as
 its own optimiser would. Result: the same students and histories as one `train` per seed,
 bit for bit at one thread (tests/test_batched.py); `make bench` prints the speed-up over
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .methods.base import Method
+from .method import Method
 from .models.small import MLP
 from .train import _lr_factor, _make_optimizer, batches_per_epoch, teacher_logits, train
 
@@ -82,6 +82,15 @@ class StackedMLP(nn.Module):
 
 def _linears(student):
     return [m for m in student.modules() if isinstance(m, nn.Linear)]
+
+
+def _check_stacked(method, terms, k_seeds):
+    """One line naming the method and term whose value is not one number per seed."""
+    for name, value in terms.items():
+        if tuple(value.shape) != (k_seeds,):
+            raise ValueError(f"{type(method).__name__}.terms_from_logits: term {name!r} has shape "
+                             f"{tuple(value.shape)} on {k_seeds} stacked seeds, expected ({k_seeds},): "
+                             "reduce over the sample axis only (mean(-1)), as kdlib.losses does")
 
 
 def why_sequential(students, method, datas, augment=None, amp: bool = False) -> str | None:
@@ -170,10 +179,6 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
     method.to(device).train()
     method.epochs = epochs
     opt = _make_optimizer(list(stacked.parameters()), optimizer, lr, momentum, weight_decay)
-    if method.has_stacked_form:  # explicit per-seed reductions: no vmap dispatch, a fast log-softmax
-        terms_of = method.terms_from_stacked_logits
-    else:
-        terms_of = torch.func.vmap(method.terms_from_logits, in_dims=(0, None if ts is None else 0, 0))
 
     n = xs.shape[1]
     n_per_epoch = batches_per_epoch(n, batch_size, drop_last)
@@ -201,7 +206,10 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
                     group["lr"] = lr * factor
             method.epoch, method.step = epoch, step
             logits = stacked(xe[:, batch])
-            terms = terms_of(logits, None if te is None else te[:, batch], ye[:, batch])  # name -> (K,)
+            # the method's own terms on the (K, B, C) stacks: each reduces over the samples, name -> (K,)
+            terms = method.terms_from_logits(logits, None if te is None else te[:, batch], ye[:, batch])
+            if step == 0:
+                _check_stacked(method, terms, k_seeds)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()  # d(sum)/d(loss_k) = 1: seed k's gradient is its own loss's

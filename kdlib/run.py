@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import hashlib
 import json
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from . import chapters, repro
+from . import chapters, deps, repro
 from .chapters import ChapterError as RunError  # noqa: F401  (one error type for the CLI)
 from .chapters import all_keys, notebook_parameters, notebook_path, read_notebook
 
@@ -131,84 +130,21 @@ def resolve_parameters(key: str, profile: str, overrides: dict | None = None) ->
 # --------------------------------------------------------------------------- staleness
 
 
-def _module_file(name: str) -> Path | None:
-    """kdlib.a.b -> kdlib/a/b.py or kdlib/a/b/__init__.py (None if no such module)."""
-    base = ROOT.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.exists():
-            return path
-    return None
-
-
-def _imports(source: str, package: str) -> set[str]:
-    """The kdlib modules `source` uses (inside `package`), precise for names taken from a package.
-
-    ``from kdlib.methods import KD`` uses kdlib/methods/kd.py, where KD is defined, not the package's
-    ``__init__``, which only gathers names: so registering a new method or re-exporting a new loss
-    does not make every chapter stale. A package imported as a whole (``from kdlib import models``)
-    counts with its ``__init__`` and everything that imports.
-    """
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "kdlib"}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from .x import y / from .. import z
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            if base.split(".")[0] != "kdlib":
-                continue
-            if _module_file(base) is None or _module_file(base).name != "__init__.py":
-                found.add(base)  # a plain module: the names come from it
-                continue
-            for alias in node.names:
-                found.add(_defining_module(base, alias.name))
-    return found
-
-
-def _defining_module(package: str, name: str) -> str:
-    """The module that defines `package.name` (a submodule, or the module of a function or class)."""
-    if _module_file(f"{package}.{name}") is not None:
-        return f"{package}.{name}"
-    import importlib
-
-    obj = getattr(importlib.import_module(package), name, None)
-    module = getattr(obj, "__module__", None) or package
-    return module if module.split(".")[0] == "kdlib" else package
-
-
 def kdlib_modules_used(notebook: Path) -> list[Path]:
-    """The kdlib source files a notebook depends on: its kdlib imports, followed transitively.
-
-    Package ``__init__`` files are followed only where a package is used as a whole; the top-level
-    ``kdlib/__init__.py`` holds the version string only and is never hashed.
-    """
-    todo, files = set(), set()
+    """The kdlib source files a notebook depends on: its kdlib imports, followed transitively
+    (`kdlib.deps.files_used`: a name taken from a package counts where it is defined)."""
+    used = set()
     for cell in read_notebook(notebook).cells:
         if cell.cell_type != "code":
             continue
         # IPython magics and shell escapes are not Python: blank them before parsing
         source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.source.splitlines())
         try:
-            todo |= _imports(source, "kdlib")
+            used |= deps.imports(source, "kdlib", where_defined=True)
         except SyntaxError:  # not plain Python: fall back to its single-line imports
             lines = [ln.strip() for ln in source.splitlines() if ln.lstrip().startswith(("import ", "from "))]
-            todo |= _imports("\n".join(lines), "kdlib")
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name == "kdlib":
-            continue
-        seen.add(name)
-        path = _module_file(name)
-        if path is None:
-            continue
-        files.add(path)
-        package = name if path.name == "__init__.py" else ".".join(name.split(".")[:-1])
-        todo |= _imports(path.read_text(), package)
-    return sorted(files)
+            used |= deps.imports("\n".join(lines), "kdlib", where_defined=True)
+    return deps.files_used(used)
 
 
 # the runner and the CLI never change a chapter's results

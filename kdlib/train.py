@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .methods.base import Method
+from .method import Method
 
 
 def _make_optimizer(params, name, lr, momentum, weight_decay):

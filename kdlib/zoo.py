@@ -16,7 +16,6 @@ reported in one line and retrained, never used.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import sys
 import time
@@ -25,27 +24,22 @@ from pathlib import Path
 import torch
 
 from . import data as kdata
-from . import models, repro
+from . import deps, models, repro
 from .repro import atomic_write_bytes
-from .methods.base import CE
+from .method import CE
 from .train import evaluate, train
 
 
-def _source_of(obj) -> str:
-    module = inspect.getmodule(obj)
-    try:
-        return inspect.getsource(module) if module is not None else ""
-    except (OSError, TypeError):
-        return getattr(obj, "__qualname__", repr(obj))
-
-
 def code_version(*functions) -> str:
-    """sha256 of kdlib/models/*.py and of the modules defining `functions`."""
+    """sha256 of every kdlib file that building and training a teacher touches.
+
+    The files are those of the modules defining `functions` (the spec's make and fit) and
+    everything they import, followed transitively (`kdlib.deps.files_used`): the models, the
+    training loop, the data, the losses. A change to any of them retrains the teacher."""
     digest = hashlib.sha256()
-    for path in sorted(Path(models.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    for fn in functions:
-        digest.update(_source_of(fn).encode())
+    modules = {"kdlib.models", *(fn.__module__ for fn in functions)}
+    for path in deps.files_used(modules):
+        digest.update(path.relative_to(deps.ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

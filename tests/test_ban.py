@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from kdlib import data
 from kdlib.losses import cwtm_weights, dkpp_permute, soft_cross_entropy, target_mass_cross_entropy
-from kdlib.methods.ban import (CWTM, DKPP, BornAgain, TargetCE, born_again_targets, ensemble_logits, generations,
-                               train_generation)
+from kdlib.experiments.ban import born_again_targets, ensemble_logits, generations, train_generation
+from kdlib.methods.ban import CWTM, DKPP, BornAgain, TargetCE
 from kdlib.models import build
 from kdlib.tasks import make_model
 from kdlib.train import train

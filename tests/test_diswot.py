@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.methods.diswot import (_features_and_fc_grad, build_candidate, count_flops, count_params, diswot_score,
+from kdlib.experiments.diswot import (_features_and_fc_grad, build_candidate, count_flops, count_params, diswot_score,
                                   naswot_kernel, naswot_score, relation_distance, search_space, semantic_distance)
 from kdlib.models import CNN1D, MLP
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.methods.edgefd import (KernelRatioFilter, KMeansFilter, ProxyKD, aggregate, dirichlet_split,
-                                  filter_cost, label_skew, run_federated)
+from kdlib.experiments.edgefd import (KernelRatioFilter, KMeansFilter, aggregate, dirichlet_split, filter_cost,
+                                      label_skew, run_federated)
+from kdlib.methods.edgefd import ProxyKD
 from kdlib.models import MLP
 
 LABELS = np.repeat(np.arange(10), 100)

@@ -18,10 +18,9 @@ from kdlib.methods.lelp import (
     null_space_projector,
     pseudo_subclass_targets,
     random_rotation,
-    subclass_targets,
     teacher_embeddings,
-    train_subclass_students,
 )
+from kdlib.experiments.lelp import subclass_targets, train_subclass_students
 from kdlib.models import build
 from kdlib.train import evaluate, train
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from kdlib import zoo
 from kdlib.losses import entropy, kd_loss, std_kd_loss, std_scale
 from kdlib.methods import KD
-from kdlib.methods.mixup_kd import MixupCE, MixupKD, beta_draws, fit_mixup_teacher, mixup_batch, mixup_teacher_spec
+from kdlib.experiments.mixup_kd import fit_mixup_teacher, mixup_teacher_spec
+from kdlib.methods.mixup_kd import MixupCE, MixupKD, beta_draws, mixup_batch
 from kdlib.models import build
 from kdlib.tasks import teacher_spec
 from kdlib.train import train

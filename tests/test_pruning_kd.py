@@ -8,7 +8,7 @@ import torch
 
 from kdlib.batched import train_seeds
 from kdlib.methods import KD
-from kdlib.methods.pruning_kd import el2n_scores, kept_per_class, prune, prune_indices
+from kdlib.experiments.pruning_kd import el2n_scores, kept_per_class, prune, prune_indices
 from kdlib.tasks import make_model
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.methods.selfdistill_krr import (
+from kdlib.experiments.selfdistill_krr import (
     b_diagonal,
     distill_brute,
     distill_limit,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kdlib import run
-from kdlib.methods import transfer_limits as tl
+from kdlib.experiments import transfer_limits as tl
 
 LEARNERS = tl.LEARNERS
 

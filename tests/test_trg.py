@@ -10,7 +10,8 @@ import torch
 from kdlib.losses import (global_temperature, knn_graph, token_context, token_infonce_loss, token_inner_loss,
                           token_local_loss)
 from kdlib.methods import METHODS
-from kdlib.methods.trg import TRG, long_tailed_indices, teacher_outputs
+from kdlib.experiments.trg import long_tailed_indices
+from kdlib.methods.trg import TRG, teacher_outputs
 from kdlib.models.transformer import PatchTransformer
 from kdlib.train import train
 

@@ -25,7 +25,7 @@ import torch
 from kdlib.losses import generalized_jsd, kd_loss, reverse_kl, skew_forward_kl, skew_reverse_kl, tvd
 from kdlib.lm.sampling import sample
 from kdlib.lm.tokens import lm_logits, next_token_view, response_mask, sft_loss
-from kdlib.methods.base import Method
+from kdlib.method import Method
 
 __all__ = ["DIVERGENCES", "divergence", "SFT", "TokenKD", "SeqKD", "GKD", "ImitKD"]
 
@@ -39,7 +39,10 @@ def divergence(name, student_logits, teacher_logits, mask, beta=0.5, alpha=0.1):
     jsd(beta=0) = fkl and jsd(beta=1) = rkl; alpha is DistiLLM's skew, with
     skew_fkl = KL(p_T || alpha p_T + (1 - alpha) q_S) and skew_rkl =
     KL(q_S || (1 - alpha) p_T + alpha q_S), both tending to fkl / rkl as alpha -> 0.
+    mask None: every position counts (the losses reduce over (N, T) only under a mask).
     """
+    if mask is None:
+        mask = torch.ones(student_logits.shape[:-1], dtype=torch.bool, device=student_logits.device)
     if name == "fkl":
         return kd_loss(student_logits, teacher_logits, 1.0, mask=mask)
     if name == "rkl":

@@ -25,7 +25,7 @@ import torch
 from kdlib.losses import kd_loss, sinkd_loss, sinkhorn_plan
 from kdlib.lm.tokens import lm_logits, next_token_view
 from kdlib.lm.toy import fit_gaussian_to  # re-exported: the chapter fits SinKD's losses with it
-from kdlib.methods.base import Method
+from kdlib.method import Method
 
 __all__ = ["sample_positions", "sinkd_token_loss", "SinKD", "grid_sinkhorn", "toy_batch_sinkd", "fit_gaussian_to"]
 

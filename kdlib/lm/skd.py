@@ -27,7 +27,7 @@ import torch
 from kdlib.lm.methods import DIVERGENCES, divergence
 from kdlib.lm.sampling import _draw, filter_logits
 from kdlib.lm.tokens import check_length, lm_logits, next_token_view, response_mask
-from kdlib.methods.base import Method
+from kdlib.method import Method
 
 __all__ = ["in_top_k", "interleaved_sample", "SKD"]
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib.lm.tokens import lm_logits, next_token_view
-from kdlib.methods.base import Method
+from kdlib.method import Method
 
 __all__ = ["taid_target", "taid_loss", "TAIDSchedule", "TAID"]
 

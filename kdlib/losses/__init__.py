@@ -17,8 +17,12 @@ Conventions, fixed once for the whole book and tested in tests/test_losses.py:
 * Logits are ``(N, C)`` for classification or ``(N, T, V)`` for sequences; the
   class / vocabulary axis is always the last one.
 * Forward KL is KL(teacher || student): the teacher's distribution is the target.
-* Reduction is ``batchmean``: sum over classes, mean over samples (or over the
-  tokens where ``mask`` is true, for sequences). Every loss returns a scalar.
+* Reduction is ``batchmean``: sum over classes, mean over the sample axis (the one before
+  the classes), or over the tokens where ``mask`` is true for sequences ((N, T, V) logits with
+  an (N, T) mask). Only that axis is reduced, and batch statistics (LumiNet's) are taken over
+  it too, so a loss of (N, C) logits is a scalar and the same call on K stacked seeds' (K, N, C)
+  logits returns (K,), each seed's own value: one code path for one seed and for K
+  (`kdlib.batched`; tests/test_stacks.py checks every loss and logits-only method).
 * The T^2 factor lives inside the temperature-scaled KD term (``kd_loss`` and
   ``dkd_loss``); the other divergences take a temperature but no T^2.
 * Loss *weights* (alpha, beta of a method) are applied by the method, never here.

@@ -13,11 +13,17 @@ def _log_probs(logits, temperature):
 
 
 def _reduce(per_position, mask=None):
-    """Mean over samples / tokens; with a mask, over the positions where it is true."""
+    """Mean over the sample axis: per-sample values (..., N) -> (...).
+
+    Only the last axis is reduced, so a loss of (N, C) logits is a scalar and the same loss of
+    K stacked seeds' (K, N, C) logits is (K,), each seed's own value (`kdlib.batched`). With a
+    mask, the values are per token, (..., N, T) with a (..., N, T) mask, and the mean is over the
+    tokens where it is true: the last two axes."""
     if mask is None:
-        return per_position.mean()
+        return per_position.mean(-1)
     mask = mask.to(per_position.dtype)
-    return (per_position * mask).sum() / mask.sum().clamp_min(1.0)
+    dims = (-2, -1) if per_position.ndim >= 2 else (-1,)
+    return (per_position * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)
 
 
 def _kl(log_p, log_q):
@@ -28,15 +34,21 @@ def _kl(log_p, log_q):
 def cross_entropy(logits, target):
     """Label cross-entropy, mean over samples: the value of F.cross_entropy(logits, target).
 
-    logits (N, C), target (N,) class indices; returns a scalar. Written as the mean of the
-    per-sample losses -log p(y) rather than F.cross_entropy's fused mean (a cascade sum inside
-    nll_loss, which `torch.func.vmap` neither reproduces bit for bit nor runs fast), so that the
-    seeds of a batched run (kdlib.batched) log exactly the value the one-seed loop logs. The
-    gradient is F.cross_entropy's bit for bit (-1/N at the target before the same log-softmax
-    backward), so training is unchanged.
+    logits (N, C), target (N,) class indices; returns a scalar ((K, N, C) and (K, N): (K,)).
+    Written as the mean of the per-sample losses -log p(y) rather than F.cross_entropy's fused
+    mean (a cascade sum inside nll_loss), so that the seeds of a batched run (kdlib.batched) log
+    exactly the value the one-seed loop logs. The gradient is F.cross_entropy's bit for bit
+    (-1/N at the target before the same log-softmax backward), so training is unchanged.
     """
+    return per_sample_cross_entropy(logits, target).mean(-1)
+
+
+def per_sample_cross_entropy(logits, target):
+    """-log p(y) of each sample: (..., N, C) logits, (..., N) labels -> (..., N).
+
+    The values of ``F.cross_entropy(logits, target, reduction="none")``, for any leading dims."""
     log_p = F.log_softmax(logits, dim=-1)
-    return -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1).mean()
+    return -log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
 
 def kd_loss(student_logits, teacher_logits, temperature, mask=None):

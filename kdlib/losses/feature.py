@@ -61,4 +61,4 @@ def ofa_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target:
     p_t = F.softmax(teacher_logits.detach().float() / temperature, dim=-1)
     mask = F.one_hot(target, student_logits.shape[-1]).float()
     weight = (p_t + mask).pow(eps) - mask
-    return -(weight * log_p_s).sum(-1).mean()
+    return -(weight * log_p_s).sum(-1).mean(-1)

@@ -59,10 +59,10 @@ def cwtm_weights(teacher_logits):
     w_s = max_c p_t(c | x_s) / sum_u max_c p_t(c | x_u), the teacher's confidence normalised
     over the batch, so the weights sum to one and sum_s w_s CE(y_s, p_s) is a weighted mean.
     Only the teacher's max confidence is used; its other entries (the dark knowledge) are not.
-    teacher_logits: (N, C). Returns (N,) float32, detached (no gradient into the teacher).
+    teacher_logits: (..., N, C). Returns (..., N) float32, detached (no gradient into the teacher).
     """
     confidence = F.softmax(teacher_logits.detach().float(), dim=-1).amax(-1)
-    return confidence / confidence.sum()
+    return confidence / confidence.sum(-1, keepdim=True)
 
 
 def dkpp_permute(teacher_probs, generator=None):
@@ -92,12 +92,12 @@ def target_mass_cross_entropy(student_logits, target_weights):
     Born-Again Networks (Furlanello et al. 2018, Sec. 3.2) with the teacher's part computed once:
     rows of w summing to one give the mean soft cross-entropy (BAN, DKPP: `soft_cross_entropy`);
     w_s = max_c p_t,c(x_s) * onehot(y_s) gives the label CE weighted by the teacher's confidence,
-    normalised over the batch (CWTM: ``sum_s cwtm_weights_s * CE_s``). Shapes (N, C) -> scalar,
+    normalised over the batch (CWTM: ``sum_s cwtm_weights_s * CE_s``). Shapes (..., N, C) -> (...),
     float32; no gradient flows into `target_weights`.
     """
     log_p_s = F.log_softmax(student_logits.float(), dim=-1)
     w = target_weights.detach().float()
-    return -(w * log_p_s).sum() / w.sum()
+    return -(w * log_p_s).sum((-2, -1)) / w.sum((-2, -1))
 
 
 def subclass_kd_loss(student_logits, target_probs, temperature=1.0, mask=None):
@@ -122,12 +122,12 @@ def batch_standardise(logits, eps=1e-5):
 
     z~_ic = (z_ic - mu_c) / sqrt(sigma_c^2 + eps), with mu_c and sigma_c^2 the batch mean and the
     biased (1/N) variance of class c, as in the official code (ismail31416/LumiNet,
-    mdistiller/distillers/Luminet.py, `perception`). logits: (N, C) -> (N, C), float32.
+    mdistiller/distillers/Luminet.py, `perception`). logits: (..., N, C) -> (..., N, C), float32.
     A sample's output depends on the rest of its batch; a batch of one maps to all zeros.
     """
     z = logits.float()
-    mu = z.mean(0, keepdim=True)
-    var = z.var(0, unbiased=False, keepdim=True)
+    mu = z.mean(-2, keepdim=True)  # over the samples (the axis before the classes), per class
+    var = z.var(-2, unbiased=False, keepdim=True)
     return (z - mu) / torch.sqrt(var + eps)
 
 

@@ -39,7 +39,7 @@ def bdkd_loss(student_logits, teacher_logits, reverse_weight, temperature=1.0):
     log_p_s = _log_probs(student_logits, temperature)
     log_p_t = _log_probs(teacher_logits, temperature)
     forward, reverse = _kl(log_p_t, log_p_s), _kl(log_p_s, log_p_t)
-    return ((1 - w) * forward + w * reverse).mean()
+    return ((1 - w) * forward + w * reverse).mean(-1)
 
 
 def entropy_gap_weights(student_logits, teacher_logits, sharpness=math.inf, temperature=1.0):

@@ -7,7 +7,7 @@ import math
 from torch import nn
 
 from ..losses import bdkd_loss, cross_entropy, entropy_gap_weights
-from .base import Method
+from ..method import Method
 
 DIVERGENCES = ("dml", "reverse", "fixed", "bdkd")
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import binary_kl, binary_kl_norm, cross_entropy
-from .base import Method
+from ..method import Method
 
 LOSSES = {"binary_kl_norm": binary_kl_norm, "binary_kl": binary_kl}
 HEAD_NAMES = ("fc", "linear", "classifier")  # the classifier of kdlib's MLP / CIFAR models

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..losses import cross_entropy, dkd_terms, stacked
-from .base import Method
+from ..losses import cross_entropy, dkd_terms
+from ..method import Method
 
 
 class DKD(Method):
@@ -31,25 +31,13 @@ class DKD(Method):
         return min((self.epoch + 1) / self.warmup_epochs, 1.0)
 
     def terms_from_logits(self, student_logits, teacher_logits, target):
-        tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, target, self.temperature)  # (N,) each
+        tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, target, self.temperature)  # (..., N) each
         scale = self.warmup() * self.temperature**2
         terms = {}
         if self.ce_weight:
             terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
         if self.alpha:
-            terms["tckd"] = scale * self.alpha * tckd.mean()
+            terms["tckd"] = scale * self.alpha * tckd.mean(-1)
         if self.beta:
-            terms["nckd"] = scale * self.beta * nckd.mean()
-        return terms
-
-    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
-        tckd, nckd = stacked.dkd_means(student_logits, teacher_logits, target, self.temperature)  # (K,) each
-        scale = self.warmup() * self.temperature**2
-        terms = {}
-        if self.ce_weight:
-            terms["ce"] = self.ce_weight * stacked.cross_entropy(student_logits, target)
-        if self.alpha:
-            terms["tckd"] = scale * self.alpha * tckd
-        if self.beta:
-            terms["nckd"] = scale * self.beta * nckd
+            terms["nckd"] = scale * self.beta * nckd.mean(-1)
         return terms

@@ -20,13 +20,12 @@ terms but x^ a uniform random shift in the same bounds.
 
 from __future__ import annotations
 
-from functools import partial
 
 import torch
 
 from ..augment import ShiftScaleAugmentor, random_shift, shift_scale
 from ..losses import kd_loss
-from .base import Method
+from ..method import Method
 
 
 def augmentor_objective(teacher_logits, teacher_logits_aug, student_logits_aug, lam, temperature=1.0):
@@ -130,23 +129,3 @@ class HARD(Method):
         self.aug_opt.step()
         for p in params:
             p.grad = None
-
-
-def fit_shift_teacher(model, spec: dict) -> dict:
-    """zoo `fit` for a teacher trained with random circular shifts of +-spec["teacher_max_shift"] samples.
-
-    `fit_classifier` with ``augment=random_shift`` (integer shifts): cross-entropy on shifted
-    training signals, so the teacher learns the invariance the student is to receive.
-    Returns the teacher's test metrics on unshifted signals.
-    """
-    from ..methods.base import CE
-    from ..tasks import load_task
-    from ..train import evaluate, train
-
-    task = load_task(spec["data"], max_train=spec.get("max_train", 0))
-    augment = partial(random_shift, max_shift=int(spec["teacher_max_shift"]))
-    train(model, CE(), task.train, seed=spec.get("seed", 0), augment=augment,
-          progress=spec.get("_progress", True), desc=f"shift teacher {spec['arch']}", **spec.get("recipe", {}))
-    metrics = evaluate(model, task.test)
-    model.cpu()
-    return metrics

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..losses import cross_entropy, kd_loss, logit_mse, stacked
-from .base import Method
+from ..losses import cross_entropy, kd_loss, logit_mse
+from ..method import Method
 
 
 class KD(Method):
@@ -21,12 +21,6 @@ class KD(Method):
         terms = {"kd": self.alpha * kd_loss(student_logits, teacher_logits, self.temperature)}
         if self.alpha < 1:
             terms["ce"] = (1 - self.alpha) * cross_entropy(student_logits, target)
-        return terms
-
-    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
-        terms = {"kd": self.alpha * stacked.kd_loss(student_logits, teacher_logits, self.temperature)}
-        if self.alpha < 1:
-            terms["ce"] = (1 - self.alpha) * stacked.cross_entropy(student_logits, target)
         return terms
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hooks import capture
-from .base import Method
+from ..method import Method
 
 # ---------------------------------------------------------------- (1) instance selection
 

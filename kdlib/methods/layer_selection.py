@@ -15,7 +15,7 @@ from torch import nn
 from ..adapters import LinearAdapters
 from ..hooks import FeatureHooks
 from ..losses import cross_entropy, kd_loss
-from .base import Method
+from ..method import Method
 
 MAPPINGS = ("forward", "reverse", "random", "all-to-one", "none")
 

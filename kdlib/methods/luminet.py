@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..losses import cross_entropy, luminet_loss
-from .base import Method
+from ..method import Method
 
 
 class LuminetKD(Method):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import kd_loss, soft_cross_entropy, std_kd_loss, std_scale
-from .base import Method
+from ..method import Method
 
 
 def mixup_batch(x, y, num_classes, generator, beta_a=1.0, mix_fraction=1.0):
@@ -127,23 +127,3 @@ class MixupCE(Method):
     def forward(self, student, teacher, batch):
         x_mix, y_mix, _ = mixup_batch(batch[0], batch[1], self.num_classes, self.generator, self.beta_a)
         return {"ce": soft_cross_entropy(student(x_mix), y_mix)}
-
-
-def mixup_teacher_spec(spec: dict, beta_a: float = 1.0) -> dict:
-    """The zoo spec of `spec`'s teacher trained with full mixup instead of CE (its own zoo key)."""
-    return {**spec, "mixup_beta_a": float(beta_a)}
-
-
-def fit_mixup_teacher(model, spec: dict) -> dict:
-    """zoo `fit` for a `mixup_teacher_spec`: `fit_classifier` with `MixupCE` instead of CE."""
-    from ..tasks import load_task
-    from ..train import evaluate, train
-
-    task = load_task(spec["data"], data_root=spec.get("data_root", ""), max_train=spec.get("max_train", 0))
-    model.to(task.device)
-    method = MixupCE(spec["mixup_beta_a"], spec["arch_kwargs"]["num_classes"], seed=spec.get("seed", 0))
-    train(model, method, task.train, seed=spec.get("seed", 0), augment=task.augment,
-          progress=spec.get("_progress", True), desc=f"mixup teacher {spec['arch']}", **spec.get("recipe", {}))
-    metrics = evaluate(model, task.test)
-    model.cpu()
-    return metrics

@@ -20,7 +20,7 @@ from torch import nn
 from ..adapters import ExitBranch, adapter_for
 from ..hooks import capture
 from ..losses import cross_entropy, fitnet_loss, kd_loss, ofa_loss
-from .base import Method
+from ..method import Method
 
 
 class OFA(Method):

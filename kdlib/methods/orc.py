@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..losses import cross_entropy, kd_loss
-from .base import Method
+from ..method import Method
 
 
 class StudentGroup(nn.Module):

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 
 from ..hooks import capture
 from ..losses import cross_entropy, kd_loss
-from .base import Method
+from ..method import Method
 
 # ----------------------------------------------------------------------------------------------
 # Pure functions

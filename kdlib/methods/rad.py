@@ -32,9 +32,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from .base import Method
+from ..method import Method
 
 RULES = ("random", "margin", "rad")
 QUERIED = -1  # the target of a row whose label is the teacher's soft label
@@ -211,7 +210,4 @@ class ActiveKD(Method):
         self.temperature = temperature
 
     def terms_from_logits(self, student_logits, teacher_logits, target):
-        return active_kd_terms(student_logits, teacher_logits, target, self.temperature)
-
-    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
         return active_kd_terms(student_logits, teacher_logits, target, self.temperature)

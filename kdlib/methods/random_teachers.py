@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import dino_distill_loss
-from .base import Method
+from ..method import Method
 
 
 class DinoNet(nn.Module):

@@ -6,7 +6,7 @@ import torch
 
 from ..hooks import capture
 from ..losses import cross_entropy, kd_loss, rkd_angle_loss, rkd_distance_loss
-from .base import Method
+from ..method import Method
 
 
 class RKD(Method):

@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from .base import Method
+from ..method import Method
 from .rkd import embed
 
 

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from .base import Method
+from ..losses import per_sample_cross_entropy
+from ..method import Method
 
 
 def _f32(t):
@@ -45,8 +46,8 @@ def fused_kd_loss(student_logits, teacher_logits, target, alpha, temperature):
     into the student logits and into alpha (the bilevel step needs them); none into the teacher's.
     """
     kd = per_sample_kd(student_logits, teacher_logits.detach(), temperature)
-    ce = F.cross_entropy(_f32(student_logits), target, reduction="none")
-    return (alpha * kd + (1 - alpha) * ce).mean()
+    ce = per_sample_cross_entropy(_f32(student_logits), target)
+    return (alpha * kd + (1 - alpha) * ce).mean(-1)
 
 
 @torch.no_grad()
@@ -88,8 +89,8 @@ def wls_alpha(student_logits, teacher_logits, target):
     close to 1 where the teacher fits the label much better than the student, close to 0 where the
     teacher's loss on the label is the larger. (N, C), (N, C), (N,) -> (N,), detached, in [0, 1).
     """
-    ce_s = F.cross_entropy(student_logits.float(), target, reduction="none")
-    ce_t = F.cross_entropy(teacher_logits.float(), target, reduction="none")
+    ce_s = per_sample_cross_entropy(student_logits.float(), target)
+    ce_t = per_sample_cross_entropy(teacher_logits.float(), target)
     return 1 - torch.exp(-ce_s / ce_t.clamp_min(1e-8))
 
 

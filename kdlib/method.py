@@ -1,11 +1,15 @@
-"""The Method base class: a small nn.Module that turns a batch into named loss terms."""
+"""The Method base class and CE: a small nn.Module that turns a batch into named loss terms.
+
+This module sits below `kdlib.methods` (one file per paper) and `kdlib.train` (the loop), so
+both import it and neither imports the other's package.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..losses import cross_entropy, stacked
+from .losses import cross_entropy
 
 
 class Method(nn.Module):
@@ -19,11 +23,15 @@ class Method(nn.Module):
 
     A method whose loss depends only on the student's and the teacher's logits
     implements the pure ``terms_from_logits(student_logits, teacher_logits, target)``
-    and keeps the default ``forward``. One definition then serves three paths: the
-    plain loop, the loop with the teacher's logits computed once (`train`), and the
-    seeds of a recipe trained as one batched computation (`kdlib.batched`), where it is
-    vmapped over the seeds. Methods that need features, extra modules, random draws or
-    a custom backward override ``forward`` (and/or ``backward``) instead.
+    and keeps the default ``forward``. One definition then serves every path: the plain
+    loop, the loop with the teacher's logits computed once (`train`), and the K seeds of a
+    recipe trained as one computation (`kdlib.batched`), which calls the *same* function
+    on (K, B, C) stacks. For that, a term reduces over the sample axis only (``mean(-1)``,
+    and batch statistics over axis -2, as every loss in `kdlib.losses` does), so (B, C)
+    inputs give scalars and (K, B, C) inputs one value per seed (tests/test_batched.py checks
+    every logits-only method of the book). Methods that need features, extra modules, random
+    draws or a custom backward override ``forward`` (and/or ``backward``) and train one seed
+    at a time.
     """
 
     epoch: int = 0
@@ -46,26 +54,11 @@ class Method(nn.Module):
         return self.terms_from_logits(student_logits, teacher_logits, y)
 
     def terms_from_logits(self, student_logits, teacher_logits, target) -> dict:
-        """Pure: (N, C) student logits, (N, C) teacher logits or None, (N,) labels -> weighted terms.
+        """Pure: (..., N, C) student logits, teacher logits or None, (..., N) labels -> weighted terms.
 
-        May read hyperparameters and ``self.epoch`` (warm-ups), nothing else that changes:
-        it is vmapped over the seeds of a batched run."""
+        May read hyperparameters and ``self.epoch`` (warm-ups), nothing else that changes.
+        Each term is a mean over the N samples: a scalar for (N, C), (K,) for K stacked seeds."""
         raise NotImplementedError
-
-    def terms_from_stacked_logits(self, student_logits, teacher_logits, target) -> dict:
-        """Optional, for speed: the same terms for K seeds at once, each a (K,) tensor.
-
-        (K, B, C) student and teacher logits, (K, B) labels. Must equal ``terms_from_logits``
-        of each seed bit for bit (use `kdlib.losses.stacked`); without it, `kdlib.batched`
-        vmaps ``terms_from_logits``, which is general but several times slower."""
-        raise NotImplementedError
-
-    @property
-    def has_stacked_form(self) -> bool:
-        """True when the class that defines ``terms_from_logits`` also defines its stacked form
-        (a subclass that changes the loss does not inherit a stale stacked form)."""
-        owner = next(c for c in type(self).__mro__ if "terms_from_logits" in vars(c))
-        return "terms_from_stacked_logits" in vars(owner)
 
     @property
     def logits_only(self) -> bool:
@@ -90,6 +83,3 @@ class CE(Method):
 
     def terms_from_logits(self, student_logits, teacher_logits, target):
         return {"ce": cross_entropy(student_logits, target)}
-
-    def terms_from_stacked_logits(self, student_logits, teacher_logits, target):
-        return {"ce": stacked.cross_entropy(student_logits, target)}
