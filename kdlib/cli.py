@@ -1,13 +1,19 @@
-"""The `kdlib` command: run chapters, list them, write student copies."""
+"""The `kdlib` command: run chapters, list them, write student copies.
+
+Its fixed cost is kept small: this module and `kdlib.run` import neither torch nor numpy, scipy or
+pandas, so `kdlib --version`, `--help` and a refused `-p` answer at once (tests/test_cli.py). Only
+what a command needs is imported, inside it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-from . import __version__, chapters, results, run
+from . import __version__, chapters, run
 
 EPILOG = """examples:
   kdlib run dkd                          the book's run (cpu profile), skipped if current
@@ -43,6 +49,17 @@ def _run_time(res) -> str:
     return f"{seconds / 60:.1f} min" if seconds else "-"
 
 
+def _book_results(key: str, profile: str) -> dict | None:
+    """The book's results file of `key` at `profile`, or None: read as JSON, not through
+    kdlib.results, whose statistics (scipy) `list` does not need."""
+    try:
+        return json.loads(chapters.book_results_path(key, profile).read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as err:
+        raise run.RunError(f"results file {chapters.book_results_path(key, profile)} is not valid JSON: {err}") from None
+
+
 def list_chapters() -> int:
     for caption, keys in _parts():
         print(caption)
@@ -52,7 +69,7 @@ def list_chapters() -> int:
                 state = "current" if run.is_current(key, "cpu", run.input_hash(key, run.resolve_parameters(key, "cpu"))) else "stale"
             except chapters.ChapterError as err:
                 state = f"broken ({err})"
-            res = results.load(key, "cpu")
+            res = _book_results(key, "cpu")
             counts = {}
             for claim in (res or {}).get("claims", []):
                 counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
