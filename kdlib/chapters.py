@@ -17,11 +17,12 @@ import ast
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
-from . import repro
+from . import paths
 
-ROOT = repro.REPO_ROOT
+ROOT = paths.REPO_ROOT
 
 
 class ChapterError(Exception):
@@ -53,6 +54,50 @@ def parameters_source(nb, name: str = "") -> str:
     return cells[0].source
 
 
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(.*)$")
+OPTION = re.compile(r"^:([\w-]+):\s*(.*)$")
+
+
+def text_parameters_source(text: str, name: str = "") -> str:
+    """The parameters cell of a MyST Markdown chapter, read from its text without jupytext.
+
+    Importing jupytext costs over a second (nbformat, jsonschema); resolving parameters is what
+    `kdlib run` does before it refuses a bad `-p`, so it reads the one cell it needs directly:
+    ```{code-cell} blocks (other fenced blocks are skipped, so an example cell inside one does not
+    count) with their `:tags: [...]` options or `---` YAML header. tests/test_cli.py checks that it
+    agrees with jupytext on every chapter.
+    """
+    import yaml
+
+    lines, cells, i = text.splitlines(), [], 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        fence, info = opening.groups()
+        end = i + 1
+        while end < len(lines) and not re.fullmatch(rf" {{0,3}}{fence[0]}{{{len(fence)},}}\s*", lines[end]):
+            end += 1
+        body, i = lines[i + 1:end], end + 1
+        if not info.startswith("{code-cell}"):
+            continue
+        options = {}
+        if body[:1] == ["---"] and "---" in body[1:]:
+            close = body.index("---", 1)
+            options, body = yaml.safe_load("\n".join(body[1:close])) or {}, body[close + 1:]
+        else:
+            while body and OPTION.match(body[0]):
+                key, value = OPTION.match(body[0]).groups()
+                options[key], body = yaml.safe_load(value), body[1:]
+        tags = (options.get("tags") or []) if isinstance(options, dict) else []
+        if "parameters" in tags:
+            cells.append("\n".join(body).strip("\n"))
+    if len(cells) != 1:
+        raise ChapterError(f"{name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0]
+
+
 def parse_parameters(source: str, name: str = "") -> dict:
     """name -> default value of a parameters cell (flat `name = literal` lines only)."""
     params = {}
@@ -69,7 +114,9 @@ def parse_parameters(source: str, name: str = "") -> dict:
 def notebook_parameters(path: Path) -> dict:
     """The defaults of a chapter's parameters cell (its cpu profile)."""
     path = Path(path)
-    return parse_parameters(parameters_source(read_notebook(path), path.name), path.name)
+    if not path.exists():
+        raise ChapterError(f"no chapter source {path}")
+    return parse_parameters(text_parameters_source(path.read_text(), path.name), path.name)
 
 
 def chapter_parameters(key: str, namespace: dict) -> dict:

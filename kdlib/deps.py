@@ -18,8 +18,9 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent  # kdlib/
-ROOT = PACKAGE_DIR.parent
+from .paths import REPO_ROOT as ROOT
+
+PACKAGE_DIR = ROOT / "kdlib"
 
 
 def module_file(name: str) -> Path | None:

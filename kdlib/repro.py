@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from . import paths
+
+REPO_ROOT = paths.REPO_ROOT  # kept here for existing imports; torch-free code takes it from kdlib.paths
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "transformers", "papermill", "kdlib")
 
 

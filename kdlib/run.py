@@ -27,11 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from . import chapters, deps, repro
+from . import chapters, deps, paths
 from .chapters import ChapterError as RunError  # noqa: F401  (one error type for the CLI)
 from .chapters import all_keys, notebook_parameters, notebook_path, read_notebook
 
-ROOT = repro.REPO_ROOT
+ROOT = paths.REPO_ROOT  # not repro: the runner must refuse a bad -p without importing torch
 PROFILES = ("smoke", "cpu", "paper")
 BOOK_PROFILE = "cpu"
 BOOK_PROFILES = ("cpu", "paper")  # profiles whose committed-parameter runs write book/
@@ -321,8 +321,6 @@ def toc_keys() -> list[str]:
 
 
 def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
-    from .book import write_scoreboard
-
     plans = []
     for key in keys:  # validate everything before running anything
         if not notebook_path(key).exists():
@@ -341,6 +339,8 @@ def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
         print(f"kdlib run: {key} ({profile}) wrote {where}: {_show(notebook)} and {_show(results_file)}")
         wrote_book |= book
     if wrote_book or profile == BOOK_PROFILE:
+        from .book import write_scoreboard  # here, not at the top: a refused -p must not import scipy and torch
+
         write_scoreboard(toc_keys=toc_keys())
     return 0
 
