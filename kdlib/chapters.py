@@ -58,14 +58,15 @@ FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*(.*)$")
 OPTION = re.compile(r"^:([\w-]+):\s*(.*)$")
 
 
-def text_parameters_source(text: str, name: str = "") -> str:
-    """The parameters cell of a MyST Markdown chapter, read from its text without jupytext.
+def code_cells(text: str) -> list[tuple[list, str]]:
+    """The code cells of a MyST Markdown chapter, read from its text without jupytext:
+    ``(tags, source)`` of each ```{code-cell} block, in order.
 
-    Importing jupytext costs over a second (nbformat, jsonschema); resolving parameters is what
-    `kdlib run` does before it refuses a bad `-p`, so it reads the one cell it needs directly:
-    ```{code-cell} blocks (other fenced blocks are skipped, so an example cell inside one does not
-    count) with their `:tags: [...]` options or `---` YAML header. tests/test_cli.py checks that it
-    agrees with jupytext on every chapter.
+    Importing jupytext costs over a second (nbformat, jsonschema), and the runner needs only the
+    code: its parameters cell before it refuses a bad `-p`, its imports for staleness. Other
+    fenced blocks are skipped (an example cell inside one does not count); options come from the
+    `:tags: [...]` lines or a `---` YAML header. tests/test_cli.py checks that this agrees with
+    jupytext on every chapter.
     """
     import yaml
 
@@ -91,8 +92,13 @@ def text_parameters_source(text: str, name: str = "") -> str:
                 key, value = OPTION.match(body[0]).groups()
                 options[key], body = yaml.safe_load(value), body[1:]
         tags = (options.get("tags") or []) if isinstance(options, dict) else []
-        if "parameters" in tags:
-            cells.append("\n".join(body).strip("\n"))
+        cells.append((list(tags), "\n".join(body).strip("\n")))
+    return cells
+
+
+def text_parameters_source(text: str, name: str = "") -> str:
+    """The source of the chapter's one cell tagged ``parameters`` (see `code_cells`)."""
+    cells = [source for tags, source in code_cells(text) if "parameters" in tags]
     if len(cells) != 1:
         raise ChapterError(f"{name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
     return cells[0]

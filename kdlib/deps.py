@@ -136,8 +136,15 @@ def files_used(modules) -> list[Path]:
         if path is None:
             continue
         files.add(path)
-        todo |= imports(path.read_text(), _package_of(name, path), where_defined=True)
+        todo |= _file_imports(path, _package_of(name, path))
     return sorted(files)
+
+
+@lru_cache(maxsize=None)
+def _file_imports(path: Path, package: str) -> frozenset:
+    """`imports` of a kdlib file (where_defined), read once per process: `kdlib list` follows the
+    same files for every chapter."""
+    return frozenset(imports(path.read_text(), package, where_defined=True))
 
 
 def module_graph() -> dict[str, set[str]]:

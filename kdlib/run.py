@@ -134,11 +134,11 @@ def kdlib_modules_used(notebook: Path) -> list[Path]:
     """The kdlib source files a notebook depends on: its kdlib imports, followed transitively
     (`kdlib.deps.files_used`: a name taken from a package counts where it is defined)."""
     used = set()
-    for cell in read_notebook(notebook).cells:
-        if cell.cell_type != "code":
-            continue
+    if not Path(notebook).exists():
+        raise RunError(f"no chapter source {notebook}")
+    for _, cell in chapters.code_cells(Path(notebook).read_text()):
         # IPython magics and shell escapes are not Python: blank them before parsing
-        source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.source.splitlines())
+        source = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell.splitlines())
         try:
             used |= deps.imports(source, "kdlib", where_defined=True)
         except SyntaxError:  # not plain Python: fall back to its single-line imports
