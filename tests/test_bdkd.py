@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kdlib import data
-from kdlib.losses import bdkd_loss, entropy_gap_weights, kd_loss, prediction_entropy, reverse_kl
+from kdlib.losses import bdkd_loss, entropy_gap_weights, kd_loss, entropy, reverse_kl
 from kdlib.methods.bdkd import DIVERGENCES, OnlineKD, OnlinePair
 from kdlib.models.small import MLP
 from kdlib.train import evaluate, train
@@ -65,7 +65,7 @@ def test_nonnegative_and_zero_at_equality():
 
 def test_entropy_gap_weights_rule_and_softening():
     sharp, flat = torch.tensor([[8.0, 0, 0]]), torch.zeros(1, 3)
-    assert prediction_entropy(flat).item() == pytest.approx(math.log(3))
+    assert entropy(flat).item() == pytest.approx(math.log(3))
     assert entropy_gap_weights(flat, sharp).item() == 1.0  # student less confident -> reverse KL
     assert entropy_gap_weights(sharp, flat).item() == 0.0  # student more confident -> forward KL
     assert entropy_gap_weights(flat, flat).item() == 0.5  # a tie

@@ -31,6 +31,15 @@ def _kl(log_p, log_q):
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
+def entropy(logits, temperature=1.0):
+    """Shannon entropy (nats) of softmax(z / T) per sample: (..., C) -> (...).
+
+    0 for a one-hot prediction, log C for a uniform one: how sharp a prediction, or how smooth a
+    target, is (Mixup-KD's target smoothness, PESF's sharpness, BD-KD's entropy gap)."""
+    log_p = _log_probs(logits, temperature)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
 def cross_entropy(logits, target):
     """Label cross-entropy, mean over samples: the value of F.cross_entropy(logits, target).
 

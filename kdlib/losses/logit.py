@@ -233,12 +233,6 @@ def std_kd_loss(student_logits, teacher_logits, eps=1e-8):
     return _reduce(_kl(log_p_t, log_p_s))
 
 
-def entropy(logits, temperature=1.0):
-    """Per-sample Shannon entropy (nats) of softmax(z / T): (N, C) -> (N,). The smoothness of a target."""
-    log_p = _log_probs(logits, temperature)
-    return -(log_p.exp() * log_p).sum(-1)
-
-
 # the public losses of this family, re-exported by kdlib.losses
 __all__ = [name for name, obj in list(globals().items())
            if callable(obj) and not name.startswith("_") and getattr(obj, "__module__", None) == __name__]

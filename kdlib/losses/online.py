@@ -10,13 +10,7 @@ import math
 
 import torch
 
-from .divergences import _kl, _log_probs
-
-
-def prediction_entropy(logits, temperature=1.0):
-    """Shannon entropy H(p) in nats of softmax(logits / T), per sample: (N, C) -> (N,)."""
-    log_p = _log_probs(logits, temperature)
-    return -(log_p.exp() * log_p).sum(-1)
+from .divergences import _kl, _log_probs, entropy
 
 
 def bdkd_loss(student_logits, teacher_logits, reverse_weight, temperature=1.0):
@@ -54,7 +48,7 @@ def entropy_gap_weights(student_logits, teacher_logits, sharpness=math.inf, temp
     if sharpness < 0:
         raise ValueError(f"entropy_gap_weights: sharpness must be >= 0, got {sharpness}")
     with torch.no_grad():
-        gap = prediction_entropy(student_logits, temperature) - prediction_entropy(teacher_logits, temperature)
+        gap = entropy(student_logits, temperature) - entropy(teacher_logits, temperature)
         if math.isinf(sharpness):
             return (torch.sign(gap) + 1) / 2
         return torch.sigmoid(sharpness * gap)

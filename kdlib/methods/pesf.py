@@ -19,18 +19,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..hooks import capture
-from ..losses import cross_entropy, kd_loss
+from ..losses import cross_entropy, entropy, kd_loss
 from ..method import Method
 
 # ----------------------------------------------------------------------------------------------
 # Pure functions
-
-
-def predictive_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Entropy (nats) of softmax(logits / T) per row: (N, C) -> (N,). 0 for a one-hot prediction,
-    log C for a uniform one; the chapter's measure of how sharp a prediction is."""
-    log_p = torch.log_softmax(logits / temperature, dim=-1)
-    return -(log_p.exp() * log_p).sum(-1)
 
 
 def swap_argmax_with_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,8 +139,8 @@ class _Traced(Method):
 
     def _record(self, teacher_logits, student_logits):
         with torch.no_grad():
-            self._trace.append((self.epoch, float(predictive_entropy(teacher_logits.float()).mean()),
-                                float(predictive_entropy(student_logits.float()).mean())))
+            self._trace.append((self.epoch, float(entropy(teacher_logits.float()).mean()),
+                                float(entropy(student_logits.float()).mean())))
 
     def entropy_trace(self):
         """[(epoch, teacher-side entropy, student entropy)], per-epoch means over the steps."""
