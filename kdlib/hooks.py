@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 
@@ -49,6 +50,31 @@ def capture(model: nn.Module, names):
         yield hooks
     finally:
         hooks.remove()
+
+
+@torch.no_grad()
+def features(model: nn.Module, x: torch.Tensor, layers=(), batch_size: int = 2048):
+    """A frozen model run over all of `x` in chunks, in eval mode: ``(logits, {layer: output})``.
+
+    The one home of "run a model over x in chunks, maybe capture a layer": the teacher cache
+    (`kdlib.train.teacher_logits`), evaluation (`predict_logits`), embeddings for RKD, TCN and
+    LELP, TRG's teacher tokens. Chunks go to the model's device; outputs stay there, in the
+    model's dtype, concatenated over the chunks; each row is what ``model(x[idx])`` gives (a row
+    of a matmul does not depend on the rest of the batch). The model's train/eval mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    logits, outputs = [], {name: [] for name in layers}
+    try:
+        with capture(model, list(layers)) as captured:
+            for i in range(0, len(x), batch_size):
+                logits.append(model(x[i:i + batch_size].to(device)))
+                for name in layers:
+                    outputs[name].append(captured[name])
+    finally:
+        model.train(was_training)
+    return torch.cat(logits), {name: torch.cat(chunks) for name, chunks in outputs.items()}
 
 
 def stage_names(model: nn.Module) -> list[str]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .hooks import features
 from .method import Method
 
 
@@ -163,23 +164,16 @@ def train(
     return history
 
 
-@torch.no_grad()
-def predict_logits(model, x, batch_size: int = 2048, device=None):
-    """Logits of `model` on `x`, in eval mode and batches; returned on the CPU as float32."""
-    was_training = model.training
-    model.eval()
-    device = device or next(model.parameters()).device
-    out = torch.cat([model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
+def predict_logits(model, x, batch_size: int = 2048):
+    """Logits of `model` on `x`, in eval mode and chunks (`hooks.features`); on the CPU as float32."""
+    return features(model, x, (), batch_size)[0].float().cpu()
 
 
-@torch.no_grad()
 def teacher_logits(teacher, x, batch_size: int = 2048):
-    """The frozen teacher's logits on all of `x`, once, in eval mode, on x's device and in the
-    teacher's own dtype: the teacher cache, row for row what ``teacher(x[idx])`` returns."""
-    teacher.eval()
-    return torch.cat([teacher(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    """The frozen teacher's logits on all of `x`, once, in eval mode and the teacher's own dtype
+    (`hooks.features`): the teacher cache, row for row what ``teacher(x[idx])`` returns."""
+    teacher.eval()  # and it stays in eval mode: `train` keeps a frozen teacher there
+    return features(teacher, x, (), batch_size)[0]
 
 
 def expected_calibration_error(probs, target, n_bins: int = 15) -> float:

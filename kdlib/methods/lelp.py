@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hooks import capture
+from ..hooks import capture, features
 from ..losses import kd_loss, subclass_kd_loss
 from ..method import Method
 
@@ -80,17 +80,8 @@ class Aggregated(nn.Module):
 
 @torch.no_grad()
 def teacher_embeddings(teacher, x, layer, batch_size=1024):
-    """Penultimate embeddings (N, D) of `teacher` on `x` via a forward hook on `layer`, in eval mode."""
-    was_training = teacher.training
-    teacher.eval()
-    device = next(teacher.parameters()).device
-    out = []
-    with capture(teacher, [layer]) as feats:
-        for i in range(0, len(x), batch_size):
-            teacher(x[i : i + batch_size].to(device))
-            out.append(feats[layer].flatten(1).float().clone())
-    teacher.train(was_training)
-    return torch.cat(out)
+    """Penultimate embeddings (N, D) of `teacher` on `x` at `layer`, in eval mode (`hooks.features`), float32."""
+    return features(teacher, x, [layer], batch_size)[1][layer].flatten(1).float()
 
 
 def _teacher_forward(teacher, x, layer):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hooks import features
 from ..losses import dino_distill_loss
 from ..method import Method
 
@@ -107,9 +108,9 @@ class RandomTeacherDistill(Method):
 
 @torch.no_grad()
 def embeddings(model: DinoNet, x, batch_size: int = 4096):
-    """The encoder's features of `x`, (N, in_dim) -> (N, embed_dim), in eval mode."""
+    """The encoder's features of `x`, (N, in_dim) -> (N, embed_dim), in eval mode (`hooks.features`)."""
     model.eval()
-    return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return features(model, x, ["encoder"], batch_size)[1]["encoder"]
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..hooks import capture
+from ..hooks import capture, features
 from ..losses import cross_entropy, kd_loss, rkd_angle_loss, rkd_distance_loss
 from ..method import Method
 
@@ -56,16 +56,8 @@ class RKD(Method):
 
 @torch.no_grad()
 def embed(model, x, layer: str = "features", batch_size: int = 2048) -> torch.Tensor:
-    """The (N, D) embeddings of `model` at `layer` on inputs x (eval mode, captured with a hook)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with capture(model, [layer]) as h:
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
-            out.append(h[layer].flatten(1).float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    """The (N, D) embeddings of `model` at `layer` on inputs x (eval mode, `hooks.features`), float32 on the CPU."""
+    return features(model, x, [layer], batch_size)[1][layer].flatten(1).float().cpu()
 
 
 @torch.no_grad()

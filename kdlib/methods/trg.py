@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..adapters import adapter_for
-from ..hooks import capture, stage_names
+from ..hooks import capture, features, stage_names
 from ..losses import (cross_entropy, global_temperature, kd_loss, token_infonce_loss, token_inner_loss,
                       token_local_loss)
 from ..method import Method
@@ -28,15 +28,8 @@ def teacher_outputs(teacher, x, layer=None, batch_size: int = 1000):
     (eval mode, no dropout), a fraction of the cost, as `kdlib.train`'s cached teacher logits.
     """
     layer = layer or stage_names(teacher)[-1]
-    was_training = teacher.training
-    teacher.eval()
-    tokens, logits = [], []
-    with capture(teacher, [layer]) as h:
-        for i in range(0, len(x), batch_size):
-            logits.append(teacher(x[i:i + batch_size]))
-            tokens.append(h[layer])
-    teacher.train(was_training)
-    return torch.cat(tokens), torch.cat(logits)
+    logits, outputs = features(teacher, x, [layer], batch_size)
+    return outputs[layer], logits
 
 
 class TRG(Method):
