@@ -27,7 +27,7 @@ EPILOG = """examples:
 TEMPLATES = Path(__file__).parent / "templates"
 # what `kdlib new KEY` writes: template -> path in the repository
 NEW_FILES = {"chapter.md": "notebooks/{key}.md", "smoke.yaml": "params/{key}/smoke.yaml",
-             "cpu.yaml": "params/{key}/cpu.yaml", "paper.yaml": "params/{key}/paper.yaml",
+             "paper.yaml": "params/{key}/paper.yaml",  # cpu: the notebook's defaults, no file
              "test.py.tmpl": "tests/test_{key}.py"}
 
 

@@ -337,8 +337,16 @@ def _check_saved_claim(c: dict) -> None:
     _check(cid, c["kind"], c.get("direction"), c["delta"], c.get("delta_why"))
 
 
-def save(key, profile, params, seeds, metrics, claims, durations=None, pilot=None) -> Path:
-    """Decide the chapter's claims (`decide`) and write its results file atomically; returns the path.
+def save(key, profile, seeds, metrics, claims, durations=None, pilot=None, params=None) -> Path:
+    """Decide the chapter's claims (`decide`) and write the run's science atomically; returns the path.
+
+    The kernel writes the science: seeds, per-seed metrics, decided claims, the pilot, and how it
+    ran (hardware, timed sections). Under `kdlib run` (``KDLIB_RESULTS_PATH`` set) that is all:
+    the runner, which resolved the parameters and hashed the inputs, wraps it in the envelope
+    (`envelope`: key, profile, parameters, input hash, git state, package versions). Run any other
+    way (plain papermill, a notebook), the kernel writes the whole file itself under
+    ``_runs/KEY/PROFILE-<params hash>/``, reading `params` from the chapter's parameters cell
+    when they are not given.
 
     pilot: the `pilot_record` of the run that fixed the number of seeds, if any; its seeds must
     not reappear among `seeds`.
@@ -352,26 +360,45 @@ def save(key, profile, params, seeds, metrics, claims, durations=None, pilot=Non
         if "seeds" not in pilot:
             raise ValueError("pilot: needs its 'seeds' (use kdlib.results.pilot_record)")
         check_pilot(pilot["seeds"], seeds)
-    record = {
-        "key": key,
-        "profile": profile,
-        "params": params,
+    science = {
         "seeds": list(seeds),
         "metrics": metrics,
         "claims": decide(claims),
         **({"pilot": pilot} if pilot is not None else {}),
+        "ran": {"hardware": repro.hardware(), "durations": durations or {}},
+    }
+    if os.environ.get("KDLIB_RESULTS_PATH"):  # under the runner: the science only
+        path = Path(os.environ["KDLIB_RESULTS_PATH"])
+        atomic_write_bytes(path, (json.dumps(_jsonable(science), indent=1) + "\n").encode())
+        return path
+    if params is None:  # a notebook run by hand: its parameters, read from the kernel's namespace
+        import __main__
+
+        params = chapters.chapter_parameters(key, vars(__main__))
+    path = chapters.results_path(key, profile, params)
+    record = envelope(key, profile, params, science, input_hash=None)
+    atomic_write_bytes(path, (json.dumps(_jsonable(record), indent=1) + "\n").encode())
+    print(f"results written to {path} (outside the book)")
+    return path
+
+
+def envelope(key, profile, params, science, input_hash) -> dict:
+    """The results file: the run's envelope (written by whoever ran it) around the kernel's science."""
+    ran = science.get("ran", {})
+    return {
+        "key": key,
+        "profile": profile,
+        "params": params,
+        **{k: v for k, v in science.items() if k != "ran"},
         "provenance": {
-            **repro.provenance(),
-            "durations": durations or {},
-            "input_hash": os.environ.get("KDLIB_INPUT_HASH"),
+            "git": repro.git_state(),
+            "packages": repro.package_versions(),
+            "hardware": ran.get("hardware"),
+            "durations": ran.get("durations", {}),
+            "input_hash": input_hash,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
-    path = chapters.results_path(key, profile, params)
-    atomic_write_bytes(path, (json.dumps(_jsonable(record), indent=1) + "\n").encode())
-    if not os.environ.get("KDLIB_RESULTS_PATH"):  # not under the runner: say where it went
-        print(f"results written to {path} (outside the book)")
-    return path
 
 
 def read(path) -> dict:

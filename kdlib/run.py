@@ -252,7 +252,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_scratch_dir()))
     source, out, res_tmp = scratch / f"{key}.ipynb", scratch / f"{key}.out.ipynb", scratch / "results.json"
     nbformat.write(read_notebook(notebook_path(key)), source)
-    env = {"KDLIB_RESULTS_PATH": str(res_tmp), "KDLIB_INPUT_HASH": f"pending:{digest}"}
+    env = {"KDLIB_RESULTS_PATH": str(res_tmp)}  # the kernel writes its science there
     old = {k: os.environ.get(k) for k in (*env, "JUPYTER_PATH")}
     os.environ.update(env)
     # this interpreter's kernelspec first, so a user-level `python3` kernel cannot shadow the venv
@@ -280,8 +280,9 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     try:
         if not res_tmp.exists():
             raise RunError(f"{key} ({profile}) ran but wrote no results file (does it call results.save?)")
-        res = json.loads(res_tmp.read_text())
-        res["provenance"]["input_hash"] = digest
+        from .results import envelope  # here: numpy and scipy only once a run has finished
+
+        res = envelope(key, profile, params, json.loads(res_tmp.read_text()), input_hash=digest)
         executed = json.loads(out.read_text())
         executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile}
         hide_injected_parameters(executed)

@@ -43,16 +43,24 @@ def logits():
     return student, teacher, target
 
 
-def save_in(root, key, profile, *args, **kwargs):
-    """results.save into root/KEY/PROFILE.json (the layout of book/_results), as the runner directs it."""
+def save_in(root, key, profile, params, *args, **kwargs):
+    """What `kdlib run` does with a chapter's `results.save`: the kernel writes its science to the
+    path the runner gives it, the runner wraps it in the envelope into root/KEY/PROFILE.json (the
+    layout of book/_results). Returns the path."""
+    import json
+
     from kdlib import results
 
+    path = root / key / f"{profile}.json"
     old = os.environ.get("KDLIB_RESULTS_PATH")
-    os.environ["KDLIB_RESULTS_PATH"] = str(root / key / f"{profile}.json")
+    os.environ["KDLIB_RESULTS_PATH"] = str(path)
     try:
-        return results.save(key, profile, *args, **kwargs)
+        results.save(key, profile, *args, **kwargs)
     finally:
         if old is None:
             os.environ.pop("KDLIB_RESULTS_PATH")
         else:
             os.environ["KDLIB_RESULTS_PATH"] = old
+    record = results.envelope(key, profile, params, results.read(path), input_hash="test")
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path

@@ -109,7 +109,8 @@ def test_new_writes_a_chapter_that_parses_and_resolves(scratch_root):
     smoke = run.resolve_parameters(NEW, "smoke")
     assert smoke["profile"] == "smoke" and smoke["seeds"] < defaults["seeds"]
     assert run.resolve_parameters(NEW, "paper")["dataset"] == "cifar100"
-    assert run.resolve_parameters(NEW, "cpu") == {"profile": "cpu", "seeds": defaults["seeds"]}
+    assert run.resolve_parameters(NEW, "cpu") == {"profile": "cpu"}  # the notebook's defaults: no file
+    assert not (scratch_root / "params" / NEW / "cpu.yaml").exists()
 
 
 @pytest.mark.parametrize("key", ["My-Key", "Dkd", "1st", "class", "new chapter"])

@@ -205,7 +205,7 @@ def test_single_seed_is_inconclusive():
 def test_save_and_load_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_RESULTS_DIR", str(tmp_path))
     claim = results.paired_claim("c", "text", "paper", [2.0, 2.1, 1.9], [0, 0, 0])
-    path = results.save("demo", "smoke", {"lr": 0.1}, [0, 1, 2], [{"seed": 0, "acc": 1.5}], [claim], {"all": 1.0})
+    path = results.save("demo", "smoke", [0, 1, 2], [{"seed": 0, "acc": 1.5}], [claim], {"all": 1.0}, params={"lr": 0.1})
     assert path.parent.parent == tmp_path / "demo" and path.parent.name.startswith("smoke-")  # never book/
     res = results.read(path)
     assert res["claims"][0]["verdict"] == results.REPRODUCED
