@@ -95,6 +95,16 @@ def pilot(specs, frame, n_min: int = 5, n_max: int = 200) -> dict:
     return results.pilot_record(seeds, diffs, deltas, m, units=units, n_min=n_min, n_max=n_max)
 
 
+def seed_plan(pilot_record: dict, min_seeds: int, max_seeds: int) -> list[int]:
+    """The confirmatory seeds 0, 1, ..., n - 1: the n the pilot asks for, at least `min_seeds` and at
+    most `max_seeds` (the profile's budget). Prints the plan, and says when the budget caps it."""
+    n = min(max(pilot_record["n"], min_seeds), max_seeds)
+    capped = f" (capped by seeds = {max_seeds})" if pilot_record["n"] > max_seeds else ""
+    print(f"the pilot asks for {pilot_record['n']} seeds; the confirmatory run trains {n}: "
+          f"seeds 0–{n - 1}{capped}")
+    return list(range(n))
+
+
 def table(specs):
     """The pre-registration as a table: what is claimed, by whom, in which direction, with which delta."""
     import pandas as pd

@@ -239,3 +239,12 @@ def test_committed_results_files_are_well_formed():
         for claim in res["claims"]:
             assert claim["verdict"] in results.VERDICTS
             assert claim["ours"]["n"] >= 3 and claim["rule"]
+
+
+def test_seed_plan_takes_what_the_pilot_asks_within_the_budget(capsys):
+    from kdlib import prereg
+
+    assert prereg.seed_plan({"n": 7}, 5, 20) == list(range(7))
+    assert prereg.seed_plan({"n": 2}, 5, 20) == list(range(5))  # at least min_seeds
+    assert prereg.seed_plan({"n": 90}, 5, 20) == list(range(20))  # the budget caps it, and says so
+    assert "capped by seeds = 20" in capsys.readouterr().out.splitlines()[-1]
