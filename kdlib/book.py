@@ -80,14 +80,28 @@ def claims_table(res: dict, digits: int = 2):
     return pd.DataFrame(rows).style.hide(axis="index")
 
 
+GLUE_PREFIX = "application/papermill.record/"  # myst_nb.ext.glue.GLUE_PREFIX
+
+
 def glue(name: str, value, display: bool = False):
-    """Glue a value for `{glue:text}` in the chapter prose (myst-nb); a plain print elsewhere."""
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:  # running outside the book toolchain
+    """Glue a value for `{glue:text}` in the chapter prose; a plain print outside a kernel.
+
+    Writes exactly what `myst_nb.glue` writes (its display data, with the scrapbook metadata
+    myst-nb reads at build time), without importing myst_nb: that import pulls in nbformat and
+    the Sphinx toolchain, about 2 s of every chapter run. tests/test_book.py checks the output
+    against myst_nb's own function."""
+    from IPython import get_ipython
+
+    if get_ipython() is None:
         print(f"{name} = {value}")
         return
-    _glue(name, value, display=display)
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    mimebundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
+    ipy_display({prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- the scoreboard

@@ -6,20 +6,18 @@ import hashlib
 import os
 import platform
 import random
-import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import paths
+from .paths import PACKAGES, git_state, package_versions  # noqa: F401  (torch-free; re-exported)
 
 REPO_ROOT = paths.REPO_ROOT  # kept here for existing imports; torch-free code takes it from kdlib.paths
-PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "transformers", "papermill", "kdlib")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,32 +42,6 @@ def set_threads(n: int | None = None) -> int:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def git_state(root: Path = REPO_ROOT) -> dict:
-    """The commit and whether the work tree differs from it (None outside a git checkout)."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-
-    try:
-        sha = git("rev-parse", "HEAD")
-        # book/ holds the outputs of runs: a chapter written earlier in `kdlib run --all` is not a dirty input
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)book")
-    except (OSError, subprocess.TimeoutExpired):
-        return {"sha": None, "dirty": None}
-    if sha.returncode != 0:
-        return {"sha": None, "dirty": None}
-    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
-def package_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def hardware() -> dict:

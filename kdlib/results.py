@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from . import chapters, repro
+from .paths import envelope  # noqa: F401  (the runner's part of a results file; re-exported)
 from .repro import atomic_write_bytes
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -380,25 +380,6 @@ def save(key, profile, seeds, metrics, claims, durations=None, pilot=None, param
     atomic_write_bytes(path, (json.dumps(_jsonable(record), indent=1) + "\n").encode())
     print(f"results written to {path} (outside the book)")
     return path
-
-
-def envelope(key, profile, params, science, input_hash) -> dict:
-    """The results file: the run's envelope (written by whoever ran it) around the kernel's science."""
-    ran = science.get("ran", {})
-    return {
-        "key": key,
-        "profile": profile,
-        "params": params,
-        **{k: v for k, v in science.items() if k != "ran"},
-        "provenance": {
-            "git": repro.git_state(),
-            "packages": repro.package_versions(),
-            "hardware": ran.get("hardware"),
-            "durations": ran.get("durations", {}),
-            "input_hash": input_hash,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    }
 
 
 def read(path) -> dict:

@@ -280,9 +280,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     try:
         if not res_tmp.exists():
             raise RunError(f"{key} ({profile}) ran but wrote no results file (does it call results.save?)")
-        from .results import envelope  # here: numpy and scipy only once a run has finished
-
-        res = envelope(key, profile, params, json.loads(res_tmp.read_text()), input_hash=digest)
+        res = paths.envelope(key, profile, params, json.loads(res_tmp.read_text()), input_hash=digest)
         executed = json.loads(out.read_text())
         executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile}
         hide_injected_parameters(executed)

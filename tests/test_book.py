@@ -143,3 +143,24 @@ def test_readers_see_no_bookkeeping_and_no_unchecked_numbers(html):
     scoreboard = (html / "book" / "scoreboard.html").read_text()
     body = scoreboard[scoreboard.index("<h1"):]
     assert body.index("scoreboard.svg") < body.index("<table")  # the forest plot comes first
+
+
+def test_glue_writes_what_myst_nb_glue_writes(monkeypatch):
+    """kdlib.book.glue avoids importing myst_nb (about 2 s a chapter); its display data must stay the same."""
+    import IPython
+    import IPython.display
+    import myst_nb.ext.glue as myst_glue
+
+    from kdlib import book
+
+    calls = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda *a, **k: calls.append((a, k)))
+    for value in ("63.2 %", 0.5, "**bold**"):
+        for display in (False, True):
+            calls.clear()
+            book.glue("x", value, display=display)
+            myst_glue.glue("x", value, display=display)
+            assert len(calls) == 2 and calls[0] == calls[1]
+    assert book.GLUE_PREFIX == myst_glue.GLUE_PREFIX
