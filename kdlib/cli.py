@@ -131,7 +131,7 @@ def main(argv=None) -> int:
                            help="folder for the copies (default: _build/student)")
     p_new = sub.add_parser("new", help="write a new chapter's skeleton: notebook, profiles, test stub",
                            description="Write notebooks/KEY.md (a runnable KD-vs-CE skeleton in the book's section "
-                                       "order), params/KEY/{smoke,cpu,paper}.yaml and tests/test_KEY.py.")
+                                       "order), params/KEY/{smoke,paper}.yaml and tests/test_KEY.py.")
     p_new.add_argument("key", help="the chapter's key: a lower-case Python identifier, e.g. dkd")
     args = parser.parse_args(argv)
     try:
