@@ -91,13 +91,13 @@ def test_shallow_archs_keep_every_stage_shape():
 @pytest.mark.parametrize("key", [k for k in KEYS if _has_cifar_paper_profile(k)])
 def test_paper_profile_runs_on_fake_cifar(key, tmp_path):
     """The paper profile end to end at smoke size on CIFAR-format files this test writes."""
-    write_fake_cifar100(tmp_path, n_train=100, n_test=50)
+    write_fake_cifar100(tmp_path, n_train=64, n_test=20)
     names = run.notebook_parameters(run.notebook_path(key))
     pilot = [f"{n}=2" for n in ("pilot_seeds", "min_seeds") if n in names]  # the smallest pilot too
     # and the smoke profile's grids (list parameters): the path end to end, not the paper's sweep
     smoke = yaml.safe_load((REPO_ROOT / "params" / key / "smoke.yaml").read_text()) or {}
     grids = [f"{n}={json.dumps(v)}" for n, v in smoke.items() if isinstance(v, list) and "hidden" not in n]
-    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=100", "seeds=2", "epochs=1", "teacher_epochs=1",
+    res = _run(key, "paper", f"data_root={tmp_path}", "max_train=32", "seeds=2", "epochs=1", "teacher_epochs=1",
                *pilot, *grids, *_shallow_archs(key, names))
     assert res["params"]["dataset"] == "cifar100"
     assert res["metrics"]
