@@ -1,14 +1,14 @@
-"""The LM methods (TokenKD, SKD, TAID, SinKD, GKD) on fixed seeded tiny GPT-2s: their terms and the
-student's gradients equal golden values recorded when each method wrote its own forward (before the
-one forward of kdlib.lm.base), and the teacher logits cached by SeedBatches give exactly the values of
-the teacher run inside forward."""
+"""The LM methods (TokenKD, SKD, TAID, SinKD, GKD, SFT, SeqKD) on fixed seeded tiny GPT-2s: their
+terms and the student's gradients equal golden values recorded when each method wrote its own forward
+(before the one forward of kdlib.lm.base), and the teacher logits cached by SeedBatches give exactly
+the values of the teacher run inside forward."""
 
 import math
 
 import pytest
 import torch
 
-from kdlib.lm.methods import GKD, TokenKD
+from kdlib.lm.methods import GKD, SFT, SeqKD, TokenKD
 from kdlib.lm.models import build_lm
 from kdlib.lm.sinkd import SinKD
 from kdlib.lm.skd import SKD
@@ -58,6 +58,16 @@ GOLDEN = {
         "grad_sum": -0.010031886459164141,
         "grad_abs": 1.2698411840120054,
     },
+    "sft": {
+        "ce@0": 2.4443821907043457,
+        "grad_sum": 0.21144403411199875,
+        "grad_abs": 22.16345283321933,
+    },
+    "seqkd": {
+        "ce@0": 2.1021206378936768,
+        "grad_sum": -0.1567918683841527,
+        "grad_abs": 19.641943872127065,
+    },
 }
 
 
@@ -76,6 +86,7 @@ def _methods():
         "taid": TAID(V, total_steps=4, alpha=0.2),
         "sinkd": SinKD(V, sinkd_weight=0.3, n_positions=20, seed=5, teacher_temperature=0.5),
         "gkd": GKD(V, P, lam=0.5, divergence="jsd"),
+        "sft": SFT(V), "seqkd": SeqKD(V, P),
     }
 
 
