@@ -139,3 +139,14 @@ def test_terms_and_gradients_equal_the_recorded_values(name):
 def test_cached_teacher_logits_give_exactly_the_computed_ones(name):
     """SeedBatches' teacher logits vs the teacher run in forward: the same floats, bit for bit."""
     assert run(name, cached=True) == run(name, cached=False)
+
+
+def test_the_cache_is_read_and_a_missing_teacher_is_a_clear_error():
+    student, teacher = _lm(1, 16), _lm(2, 24)
+    method = TokenKD(V, "fkl")
+    # the dataset's rows are all served from the cache: no teacher needed
+    assert torch.equal(method(student, None, _batch(True, teacher))["fkl"],
+                       method(student, teacher, _batch(False, teacher))["fkl"])
+    with pytest.raises(ValueError, match="needs a teacher"):
+        method(student, None, _batch(False, teacher))
+    assert SFT(V)(student, None, _batch(False, teacher))["ce"] > 0  # hard labels: no teacher logits
