@@ -4,8 +4,9 @@ In an LM chapter every objective of a seed trains on the same batches (the pairi
 protocol), and a frozen teacher's logits on a batch do not depend on the objective. Drawing the
 batches and running the teacher once per seed, instead of once per objective, is exact: the
 same numbers reach every objective (``SeedBatches(cache=False)`` recomputes them per call and is
-the reference the tests and ``benchmarks/bench_lm.py`` compare with). Methods that train on their
-own samples (on-policy KD, GKD, ImitKD, SeqKD) still call the teacher on those.
+the reference the tests and ``benchmarks/bench_lm.py`` compare with). The methods read the cache in
+one place, ``kdlib.lm.base.TokenMethod.teacher_logits``: rows a method replaced by its own samples
+(on-policy KD, GKD, ImitKD, SKD) go through the teacher there; SeqKD samples from the teacher itself.
 
 ``EvalSet`` does the same for evaluation: the oracle's exact log-probs on the fixed evaluation
 sequences and each frozen teacher's log-probs on them are computed once, and each student's

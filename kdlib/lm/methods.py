@@ -15,7 +15,10 @@ prefixes to train on:
 
 No gradient flows through sampling. ``prefixes(student, teacher, batch)``
 returns the sequences a method trains on, so a notebook can measure the
-teacher's quality exactly there (SKD's argument).
+teacher's quality exactly there (SKD's argument). The rest -- the student's and
+the teacher's logits on them, aligned with the tokens they predict, the
+teacher's from the cache when it has them -- is ``kdlib.lm.base.TokenMethod``'s
+one forward; each method here is its prefixes and a loss of aligned logits.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from __future__ import annotations
 import torch
 
 from kdlib.losses import generalized_jsd, kd_loss, reverse_kl, skew_forward_kl, skew_reverse_kl, tvd
+from kdlib.lm.base import TokenMethod
 from kdlib.lm.sampling import sample
-from kdlib.lm.tokens import lm_logits, next_token_view, response_mask, sft_loss
-from kdlib.method import Method
+from kdlib.lm.tokens import response_mask, token_cross_entropy
 
 __all__ = ["DIVERGENCES", "divergence", "SFT", "TokenKD", "SeqKD", "GKD", "ImitKD"]
 
@@ -58,35 +61,20 @@ def divergence(name, student_logits, teacher_logits, mask, beta=0.5, alpha=0.1):
     raise ValueError(f"unknown divergence {name!r}; use one of {DIVERGENCES}")
 
 
-def _distill(student, teacher, tokens, mask, n_vocab, name, beta, alpha, teacher_logits=None):
-    """The token-level divergence on given sequences, the shift done by next_token_view.
-
-    teacher_logits: the teacher's ``lm_logits`` on these tokens if already computed
-    (``kdlib.lm.cache.SeedBatches``); otherwise the teacher is run here.
-    """
-    student_logits, _, m = next_token_view(lm_logits(student, tokens, n_vocab), tokens, mask)
-    if teacher_logits is None:
-        with torch.no_grad():
-            teacher_logits = lm_logits(teacher, tokens, n_vocab)
-    teacher_logits, _, _ = next_token_view(teacher_logits, tokens, mask)
-    return divergence(name, student_logits, teacher_logits, m, beta, alpha)
-
-
-class SFT(Method):
+class SFT(TokenMethod):
     """Next-token cross-entropy on the dataset's sequences: training on hard samples."""
+
+    needs_teacher_logits = False
 
     def __init__(self, n_vocab):
         super().__init__()
         self.n_vocab = n_vocab
 
-    def prefixes(self, student, teacher, batch):
-        return batch["tokens"], batch["mask"]
-
-    def forward(self, student, teacher, batch):
-        return {"ce": sft_loss(student, batch["tokens"], batch["mask"], self.n_vocab)}
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        return {"ce": token_cross_entropy(student_logits, target_tokens, mask)}
 
 
-class TokenKD(Method):
+class TokenKD(TokenMethod):
     """Token-level distillation on the dataset's sequences (supervised KD), any divergence.
 
     record_grad_norm: keep the student's gradient norm of every step in
@@ -100,14 +88,13 @@ class TokenKD(Method):
         self.n_vocab, self.divergence, self.beta, self.alpha = n_vocab, divergence, beta, alpha
         self.record_grad_norm, self.grad_norms, self._params = record_grad_norm, [], []
 
-    def prefixes(self, student, teacher, batch):
-        return batch["tokens"], batch["mask"]
-
     def forward(self, student, teacher, batch):
         self._params = list(student.parameters())  # a plain list: not a submodule
-        tokens, mask = self.prefixes(student, teacher, batch)
-        return {self.divergence: _distill(student, teacher, tokens, mask, self.n_vocab, self.divergence,
-                                          self.beta, self.alpha, batch.get("teacher_logits"))}
+        return super().forward(student, teacher, batch)
+
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        return {self.divergence: divergence(self.divergence, student_logits, teacher_logits, mask,
+                                            self.beta, self.alpha)}
 
     def backward(self, loss, terms):
         loss.backward()
@@ -116,8 +103,10 @@ class TokenKD(Method):
             self.grad_norms.append(float(torch.stack(grads).norm()))
 
 
-class SeqKD(Method):
+class SeqKD(TokenMethod):
     """Sequence-level KD (Kim & Rush 2016): hard labels on the teacher's samples y ~ p_T(.|x)."""
+
+    needs_teacher_logits = False  # the teacher samples the sequences; its logits are not needed
 
     def __init__(self, n_vocab, prompt_len, sample_temperature=1.0):  # Kim & Rush: beam; here: sampling
         super().__init__()
@@ -130,12 +119,11 @@ class SeqKD(Method):
                                 sample_temperature=self.sample_temperature, generator=batch.get("generator"))
         return teacher_tokens, response_mask(teacher_tokens, self.prompt_len)
 
-    def forward(self, student, teacher, batch):
-        tokens, mask = self.prefixes(student, teacher, batch)
-        return {"ce": sft_loss(student, tokens, mask, self.n_vocab)}
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        return {"ce": token_cross_entropy(student_logits, target_tokens, mask)}
 
 
-class GKD(Method):
+class GKD(TokenMethod):
     """Generalized KD (Agarwal et al. 2024, Eq. 4): on-policy with probability lam per prompt.
 
     lam=0 is supervised KD on the dataset's responses, lam=1 is on-policy KD,
@@ -174,16 +162,10 @@ class GKD(Method):
         tokens, _ = self._draw(student, batch)
         return tokens, response_mask(tokens, self.prompt_len)
 
-    def forward(self, student, teacher, batch):
-        tokens, on_policy = self._draw(student, batch)
-        teacher_logits = batch.get("teacher_logits")
-        if teacher_logits is not None and on_policy.any():
-            # the dataset's rows keep the cached logits; the teacher runs on the student's samples only
-            teacher_logits = teacher_logits.clone()
-            with torch.no_grad():
-                teacher_logits[on_policy] = lm_logits(teacher, tokens[on_policy], self.n_vocab)
-        return {self.divergence: _distill(student, teacher, tokens, response_mask(tokens, self.prompt_len),
-                                          self.n_vocab, self.divergence, self.beta, self.alpha, teacher_logits)}
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        # the dataset's rows keep SeedBatches' cached teacher logits; the student's samples get fresh ones
+        return {self.divergence: divergence(self.divergence, student_logits, teacher_logits, mask,
+                                            self.beta, self.alpha)}
 
 
 def ImitKD(n_vocab, prompt_len, total_steps, divergence="fkl", sample_temperature=1.0):

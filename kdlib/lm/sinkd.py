@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 
 from kdlib.losses import kd_loss, sinkd_loss, sinkhorn_plan
-from kdlib.lm.tokens import lm_logits, next_token_view
+from kdlib.lm.base import TokenMethod
 from kdlib.lm.toy import fit_gaussian_to  # re-exported: the chapter fits SinKD's losses with it
-from kdlib.method import Method
 
 __all__ = ["sample_positions", "sinkd_token_loss", "SinKD", "grid_sinkhorn", "toy_batch_sinkd", "fit_gaussian_to"]
 
@@ -65,7 +64,7 @@ def sinkd_token_loss(student_logits, teacher_logits, mask, n_positions=256, seed
                       n_iters)
 
 
-class SinKD(Method):
+class SinKD(TokenMethod):
     """kl_weight * KL(p_T || q_S) over all valid positions + sinkd_weight * SinKD over a subsample.
 
     n_vocab: the content vocabulary; kl_weight = 1, sinkd_weight = 0 is plain token-level KD
@@ -87,23 +86,14 @@ class SinKD(Method):
         self.n_positions, self.seed, self.temperature = n_positions, seed, temperature
         self.eps, self.n_iters, self.teacher_temperature = eps, n_iters, teacher_temperature
 
-    def prefixes(self, student, teacher, batch):
-        return batch["tokens"], batch["mask"]
-
-    def forward(self, student, teacher, batch):
-        tokens, mask = self.prefixes(student, teacher, batch)
-        student_logits, _, m = next_token_view(lm_logits(student, tokens, self.n_vocab), tokens, mask)
-        teacher_logits = batch.get("teacher_logits")  # cached by SeedBatches, else computed here
-        if teacher_logits is None:
-            with torch.no_grad():
-                teacher_logits = lm_logits(teacher, tokens, self.n_vocab)
-        teacher_logits = next_token_view(teacher_logits.detach(), tokens, mask)[0] / self.teacher_temperature
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        teacher_logits = teacher_logits.detach() / self.teacher_temperature
         terms = {}
         if self.kl_weight:
-            terms["kl"] = self.kl_weight * kd_loss(student_logits, teacher_logits, 1.0, mask=m)
+            terms["kl"] = self.kl_weight * kd_loss(student_logits, teacher_logits, 1.0, mask=mask)
         if self.sinkd_weight:
             terms["sinkd"] = self.sinkd_weight * sinkd_token_loss(
-                student_logits, teacher_logits, m, self.n_positions, self.seed, self.step, self.temperature,
+                student_logits, teacher_logits, mask, self.n_positions, self.seed, self.step, self.temperature,
                 self.eps, self.n_iters)
         return terms
 

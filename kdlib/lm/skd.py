@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import torch
 
+from kdlib.lm.base import TokenMethod
 from kdlib.lm.methods import DIVERGENCES, divergence
 from kdlib.lm.sampling import _draw, filter_logits
-from kdlib.lm.tokens import check_length, lm_logits, next_token_view, response_mask
-from kdlib.method import Method
+from kdlib.lm.tokens import check_length, response_mask
 
 __all__ = ["in_top_k", "interleaved_sample", "SKD"]
 
@@ -92,7 +92,7 @@ def interleaved_sample(student, teacher, prompts, max_new_tokens, top_k, n_vocab
     return (tokens, accepted) if return_accepted else tokens
 
 
-class SKD(Method):
+class SKD(TokenMethod):
     """Speculative KD: token-level divergence D(p_T || q_S) on interleaved sequences (SKD's loss).
 
     Per batch, the prompts (the first prompt_len tokens) are continued by ``interleaved_sample``
@@ -123,10 +123,10 @@ class SKD(Method):
         return new, response_mask(new, self.prompt_len)
 
     def forward(self, student, teacher, batch):
-        tokens, mask = self.prefixes(student, teacher, batch)
+        terms = super().forward(student, teacher, batch)  # samples through self.prefixes
         self.acceptance.append(self._accepted)
-        student_logits, _, m = next_token_view(lm_logits(student, tokens, self.n_vocab), tokens, mask)
-        with torch.no_grad():
-            teacher_logits, _, _ = next_token_view(lm_logits(teacher, tokens, self.n_vocab), tokens, mask)
-        return {self.divergence: divergence(self.divergence, student_logits, teacher_logits, m,
+        return terms
+
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        return {self.divergence: divergence(self.divergence, student_logits, teacher_logits, mask,
                                             self.beta, self.alpha)}

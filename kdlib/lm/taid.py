@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 
-from kdlib.lm.tokens import lm_logits, next_token_view
-from kdlib.method import Method
+from kdlib.lm.base import TokenMethod
 
 __all__ = ["taid_target", "taid_loss", "TAIDSchedule", "TAID"]
 
@@ -105,7 +103,7 @@ class TAIDSchedule:
         return self.t
 
 
-class TAID(Method):
+class TAID(TokenMethod):
     """TAID distillation of a causal LM on the dataset's sequences (supervised, teacher-forced).
 
     n_vocab: the oracle's content tokens; total_steps: N of the linear floor (the run's updates).
@@ -124,15 +122,10 @@ class TAID(Method):
         self.t_history = []
 
     def forward(self, student, teacher, batch):
-        tokens, mask = batch["tokens"], batch["mask"]
-        student_logits, _, m = next_token_view(lm_logits(student, tokens, self.n_vocab), tokens, mask)
-        teacher_logits = batch.get("teacher_logits")
-        if teacher_logits is None:
-            with torch.no_grad():
-                teacher_logits = lm_logits(teacher, tokens, self.n_vocab)
-        teacher_logits, _, _ = next_token_view(teacher_logits, tokens, mask)
-        t = self.schedule.t
-        loss = taid_loss(student_logits, teacher_logits, t, m)
-        self.t_history.append(t)
-        self.schedule.update(loss.detach(), self.step, self.total_steps)
-        return {"taid": loss}
+        terms = super().forward(student, teacher, batch)  # the dataset's tokens (TokenMethod.prefixes)
+        self.t_history.append(self.schedule.t)
+        self.schedule.update(terms["taid"].detach(), self.step, self.total_steps)
+        return terms
+
+    def terms_from_token_logits(self, student_logits, teacher_logits, target_tokens, mask):
+        return {"taid": taid_loss(student_logits, teacher_logits, self.schedule.t, mask)}

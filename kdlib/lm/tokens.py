@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["next_token_view", "lm_logits", "response_mask", "check_length", "sft_loss"]
+__all__ = ["next_token_view", "lm_logits", "response_mask", "check_length", "token_cross_entropy", "sft_loss"]
 
 
 def next_token_view(logits, tokens, mask=None):
@@ -60,9 +60,13 @@ def check_length(model, length):
                          f"build it with kdlib.lm.models.build_lm(..., max_len={length})")
 
 
+def token_cross_entropy(logits, target_tokens, mask):
+    """Next-token cross-entropy of aligned logits (N, T, V) on (N, T) targets, mean over the mask's tokens."""
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_tokens.reshape(-1), reduction="none")
+    mask = mask.reshape(-1).float()
+    return (nll * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 def sft_loss(model, tokens, mask, n_vocab):
     """Next-token cross-entropy on the masked target tokens (mean over them)."""
-    logits, targets, target_mask = next_token_view(lm_logits(model, tokens, n_vocab), tokens, mask)
-    nll = F.cross_entropy(logits.reshape(-1, n_vocab), targets.reshape(-1), reduction="none")
-    target_mask = target_mask.reshape(-1).float()
-    return (nll * target_mask).sum() / target_mask.sum().clamp_min(1.0)
+    return token_cross_entropy(*next_token_view(lm_logits(model, tokens, n_vocab), tokens, mask))
