@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 # Execute stale chapters at the cpu profile (nothing, when the committed ones are current),
 # regenerate the scoreboard, then render. Warnings are errors.
 book: $(STAMP)
-	$(VENV)/bin/kdlib run --all --profile $(PROFILE)
+	$(VENV)/bin/kdlib run --all --profile $(PROFILE) --jobs 2
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP)

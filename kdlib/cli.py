@@ -122,6 +122,9 @@ def main(argv=None) -> int:
     p_run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                        help="override one parameter (repeatable; values read as YAML); the run goes to _runs/")
     p_run.add_argument("--force", action="store_true", help="run even if the book's copy is current")
+    p_run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                       help="run N chapters at once, each in its own process (2 on a 2-core machine)")
+    p_run.add_argument("--no-scoreboard", action="store_true", help=argparse.SUPPRESS)  # set for each of --jobs' runs
     p_list = sub.add_parser("list", help="chapters by part: profile files, current or stale, the cpu run's recorded time, verdict counts")
     p_list.set_defaults(name=None, all=True)
     p_student = sub.add_parser("student", help="write exercise copies of chapters without the solutions")
@@ -154,7 +157,10 @@ def main(argv=None) -> int:
             return 0
         if args.all and args.param:
             raise run.RunError("-p applies to one chapter; drop --all")
-        return run.run(keys, args.profile, run.parse_overrides(args.param), args.force)
+        if args.jobs < 1:
+            raise run.RunError(f"--jobs must be at least 1, got {args.jobs}")
+        return run.run(keys, args.profile, run.parse_overrides(args.param), args.force, jobs=args.jobs,
+                       scoreboard=not args.no_scoreboard)
     except run.RunError as err:
         print(f"kdlib: {err}", file=sys.stderr)
         return 2

@@ -319,29 +319,70 @@ def toc_keys() -> list[str]:
     return [k for k in all_keys() if f"chapters/{k}" in text]
 
 
-def run(keys, profile: str, overrides: dict, force: bool = False) -> int:
+def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1, scoreboard: bool = True) -> int:
+    """Run chapters (validated first, all of them); with jobs > 1, that many at once, each in its
+    own `kdlib run KEY` process (one torch thread each: two chapters use the two cores)."""
     plans = []
     for key in keys:  # validate everything before running anything
         if not notebook_path(key).exists():
             raise RunError(f"no chapter {key!r}; known: {', '.join(all_keys())}")
         params = resolve_parameters(key, profile, overrides)
         plans.append((key, params, input_hash(key, params), writes_book(key, profile, overrides)))
-    wrote_book = False
+    todo = []
     for key, params, digest, book in plans:
         if book and not force and is_current(key, profile, digest):
             print(f"kdlib run: {key} ({profile}) is current, skipped")
-            continue
+        else:
+            todo.append((key, params, digest, book))
+    if jobs > 1 and len(todo) > 1:
+        _run_in_processes([key for key, *_ in todo], profile, overrides, jobs)
+        wrote_book = any(book for *_, book in todo)
+    else:
+        wrote_book = _run_here(todo, profile)
+    if scoreboard and (wrote_book or profile == BOOK_PROFILE):
+        from .book import write_scoreboard  # here, not at the top: a refused -p must not import scipy and torch
+
+        write_scoreboard(toc_keys=toc_keys())
+    return 0
+
+
+def _run_in_processes(keys, profile, overrides, jobs):
+    """`kdlib run KEY --force` for each key, at most `jobs` at a time; one line naming each failure."""
+    import subprocess
+    import time
+
+    args = [a for name, value in overrides.items() for a in ("-p", f"{name}={json.dumps(value)}")]
+    waiting, running, failed = list(keys), {}, []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                key = waiting.pop(0)
+                running[key] = subprocess.Popen([sys.executable, "-m", "kdlib", "run", key, "--profile", profile,
+                                                 "--force", "--no-scoreboard", *args], cwd=ROOT)
+            for key, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[key]
+                    if proc.returncode:
+                        failed.append(key)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for proc in running.values():
+            proc.terminate()
+        raise
+    if failed:
+        raise RunError(f"{len(failed)} chapter(s) failed: {', '.join(failed)} (their errors are above)")
+
+
+def _run_here(todo, profile) -> bool:
+    wrote_book = False
+    for key, params, digest, book in todo:
         print(f"kdlib run: {key} ({profile}) executing ...", flush=True)
         with chapter_lock(key, destinations(key, profile, params, book)[1].parent):
             notebook, results_file = execute(key, profile, params, digest, book)
         where = "the book" if book else "outside the book"
         print(f"kdlib run: {key} ({profile}) wrote {where}: {_show(notebook)} and {_show(results_file)}")
         wrote_book |= book
-    if wrote_book or profile == BOOK_PROFILE:
-        from .book import write_scoreboard  # here, not at the top: a refused -p must not import scipy and torch
-
-        write_scoreboard(toc_keys=toc_keys())
-    return 0
+    return wrote_book
 
 
 # --------------------------------------------------------------------------- student copies

@@ -234,3 +234,32 @@ def test_list_into_a_closed_pipe_is_quiet(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert cli.main(["list"]) == 0
     sink.close()
+
+
+def test_jobs_run_chapters_in_parallel_processes_and_name_failures(monkeypatch):
+    """--jobs N: at most N `kdlib run KEY --force` processes at once; a failed one is named in one line."""
+    import subprocess
+
+    started, live, most = [], set(), [0]
+
+    class FakeProcess:
+        def __init__(self, argv, cwd=None):
+            self.key, self.polls = argv[4], 0
+            started.append(argv)
+            live.add(self.key)
+            most[0] = max(most[0], len(live))
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            live.discard(self.key)
+            self.returncode = 1 if self.key == "dkd" else 0
+            return self.returncode
+
+    monkeypatch.setattr(subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(run, "is_current", lambda key, profile, digest: False)
+    with pytest.raises(run.RunError, match="1 chapter\\(s\\) failed: dkd"):
+        run.run(["hinton2015_kd", "dkd", "ban"], "smoke", {}, jobs=2, scoreboard=False)
+    assert [a[4] for a in started] == ["hinton2015_kd", "dkd", "ban"] and most[0] == 2
+    assert all(a[5:9] == ["--profile", "smoke", "--force", "--no-scoreboard"] for a in started)
