@@ -80,8 +80,8 @@ def _problem(entry: Path, key: str, make, spec):
 def get(spec: dict, make=None, fit=None, progress: bool = True):
     """Return the trained teacher for `spec` (eval mode), training and caching it if needed.
 
-    make(spec) -> nn.Module builds an untrained model; fit(model, spec) -> dict trains
-    it and returns its measured metrics (e.g. test accuracy). Defaults handle the
+    make(spec) -> nn.Module builds an untrained model; fit(model, spec, progress=bool) -> dict
+    trains it (with a progress bar or not) and returns its measured metrics (e.g. test accuracy). Defaults handle the
     classifier specs of the book (see `make_classifier` / `fit_classifier`).
     The model carries `zoo_meta`: {"key", "path", "sha256", "metrics", ...}.
     """
@@ -97,7 +97,7 @@ def get(spec: dict, make=None, fit=None, progress: bool = True):
         print(f"kdlib.zoo: teacher {key} at {entry}: {problem}; retraining", file=sys.stderr)
     start = time.perf_counter()
     model = make(spec)
-    metrics = fit(model, {**spec, "_progress": progress})
+    metrics = fit(model, spec, progress=progress)
     buffer = _state_bytes(model)
     atomic_write_bytes(entry / "model.pt", buffer)
     meta = {
@@ -131,7 +131,7 @@ def make_classifier(spec: dict):
     return models.build(spec["arch"], **spec.get("arch_kwargs", {}))
 
 
-def fit_classifier(model, spec: dict) -> dict:
+def fit_classifier(model, spec: dict, progress: bool = True) -> dict:
     """Train a classifier spec with cross-entropy; return its test metrics.
 
     spec: {"data": "digits" | "cifar100", "arch", "arch_kwargs", "seed",
@@ -148,7 +148,7 @@ def fit_classifier(model, spec: dict) -> dict:
         train_split = kdata.stratified_subset(train_split, spec["subset"], seed=spec.get("seed", 0))
     model.to(task.device)
     train(model, CE(), train_split, seed=spec.get("seed", 0), augment=task.augment,
-          progress=spec.get("_progress", True), desc=f"teacher {spec['arch']}", **spec.get("recipe", {}))
+          progress=progress, desc=f"teacher {spec['arch']}", **spec.get("recipe", {}))
     metrics = evaluate(model, task.test)
     model.cpu()
     return metrics

@@ -11,7 +11,7 @@ from ..tasks import load_task
 from ..train import evaluate, train
 
 
-def fit_shift_teacher(model, spec: dict) -> dict:
+def fit_shift_teacher(model, spec: dict, progress: bool = True) -> dict:
     """zoo `fit` for a teacher trained with random circular shifts of +-spec["teacher_max_shift"] samples.
 
     `fit_classifier` with ``augment=random_shift`` (integer shifts): cross-entropy on shifted
@@ -22,7 +22,7 @@ def fit_shift_teacher(model, spec: dict) -> dict:
     task = load_task(spec["data"], max_train=spec.get("max_train", 0))
     augment = partial(random_shift, max_shift=int(spec["teacher_max_shift"]))
     train(model, CE(), task.train, seed=spec.get("seed", 0), augment=augment,
-          progress=spec.get("_progress", True), desc=f"shift teacher {spec['arch']}", **spec.get("recipe", {}))
+          progress=progress, desc=f"shift teacher {spec['arch']}", **spec.get("recipe", {}))
     metrics = evaluate(model, task.test)
     model.cpu()
     return metrics

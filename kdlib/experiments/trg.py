@@ -45,7 +45,7 @@ def make_transformer(spec: dict) -> PatchTransformer:
     return PatchTransformer(**spec.get("arch_kwargs", {}))
 
 
-def fit_transformer(model, spec: dict) -> dict:
+def fit_transformer(model, spec: dict, progress: bool = True) -> dict:
     """Train a PatchTransformer teacher with CE on MNIST-1D (or its long-tailed subset); return its test metrics.
 
     spec: {"data": "mnist1d", "seed", "arch_kwargs", "recipe" (kdlib.train.train keywords),
@@ -59,7 +59,7 @@ def fit_transformer(model, spec: dict) -> dict:
         idx = long_tailed_indices(y, spec["imbalance"], spec.get("split_seed", 0))
         x, y = x[idx], y[idx]
     model.to(spec.get("device", "cpu"))  # optional: the paper profile trains on a GPU
-    train(model, CE(), (x, y), seed=spec.get("seed", 0), progress=spec.get("_progress", True),
+    train(model, CE(), (x, y), seed=spec.get("seed", 0), progress=progress,
           desc=f"teacher (imbalance {spec.get('imbalance', 1)})", **spec.get("recipe", {}))
     metrics = evaluate(model, task.test)
     model.cpu()

@@ -114,19 +114,19 @@ def make_lm(spec):
     return build_lm(vocab_size=vocab_size, max_len=spec["seq_len"] + 1, seed=spec["seed"], **spec["arch"])
 
 
-def fit_lm(model, spec):
+def fit_lm(model, spec, progress=True):
     """zoo ``fit``: SFT (next-token cross-entropy) on fresh samples; returns its quality.
 
     Oracle: KL(oracle || model) per token (``golden_fkl``) on 512 held-out oracle
     sequences (seed 10_000, never trained on). Real text: ``heldout_nll`` in nats
-    per character on the held-out split. Trains on ``spec["_device"]`` if given,
-    else on ``repro.default_device()``; the model is returned on the CPU.
+    per character on the held-out split. Trains on ``repro.default_device()`` (a GPU if
+    there is one); the model is returned on the CPU.
     """
     from kdlib.lm.methods import SFT
     from kdlib.lm.metrics import golden_token_kl, heldout_nll
     from kdlib.train import train
 
-    device = torch.device(spec.get("_device") or repro.default_device())
+    device = repro.default_device()
     model.to(device)
     source = source_from_spec(spec["data"], device)
     steps = max(1, spec["tokens"] // (spec["batch_size"] * spec["seq_len"]))
@@ -136,7 +136,7 @@ def fit_lm(model, spec):
         data = source.stream(spec["batch_size"], spec["seq_len"])
     arch = spec["arch"]
     train(model, SFT(source.n_vocab), data, steps=steps, lr=spec["lr"], optimizer="adamw",
-          lr_schedule="cosine", seed=spec["seed"], progress=spec.get("_progress", True),
+          lr_schedule="cosine", seed=spec["seed"], progress=progress,
           desc=f"{spec['kind']} {arch['arch']} L{arch['n_layer']} d{arch['n_embd']}")
     metrics = dict(steps=steps, parameters=count_parameters(model))
     if isinstance(source, MixtureHMMOracle):
