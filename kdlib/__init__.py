@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module imports only from the rows above it):
 
-* losses (pure functions), models, hooks, adapters, augment, data, repro, deps;
+* losses (pure functions), models, cohort (networks trained together as one module), hooks,
+  adapters, augment, data, repro, deps;
 * method (the `Method` base and CE), train (the one loop), batched (K seeds as one computation);
 * methods (one file per paper, `Method` subclasses only), lm (language-model world and methods);
 * experiments (training drivers and closed-form experiments a chapter needs beyond a Method),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cohort import Cohort
 from .losses import cross_entropy
 
 
@@ -32,6 +33,10 @@ class Method(nn.Module):
     every logits-only method of the book). Methods that need features, extra modules, random
     draws or a custom backward override ``forward`` (and/or ``backward``) and train one seed
     at a time.
+
+    Two hooks of the loop: ``param_groups`` gives the optimiser its parameter groups (a part that
+    learns at its own rate gets its own group), and ``self.log(name, value)`` records a value per
+    step that is not a loss (an entropy, a norm), which `train` returns beside the terms.
     """
 
     epoch: int = 0
@@ -70,6 +75,34 @@ class Method(nn.Module):
     def backward(self, loss: torch.Tensor, terms: dict) -> None:
         """Default: plain backpropagation of the summed loss. Gradient surgery overrides this."""
         loss.backward()
+
+    def param_groups(self, student, base_lr: float) -> list[dict]:
+        """The optimiser's parameter groups, each ``{"params": [...], "lr": ...}``.
+
+        Default: one group at base_lr, the student's parameters then the method's. A `Cohort` student
+        whose networks have lr scales other than 1 adds one group per scale (its networks'
+        parameters at base_lr * scale). A method whose own parts learn at their own rate overrides it.
+        The training loop keeps each group's ratio to base_lr through its learning-rate schedule."""
+        scale = student.lr_scale_by_parameter() if isinstance(student, Cohort) else {}
+        groups: dict[float, list] = {}
+        for p in [*student.parameters(), *self.parameters()]:
+            groups.setdefault(scale.get(id(p), 1.0), []).append(p)
+        return [{"params": params, "lr": base_lr * s} for s, params in groups.items()]
+
+    def log(self, name: str, value) -> None:
+        """Record `value` (a float or a 0-d tensor) for this step under `name`.
+
+        `train` collects it after the step and appends its mean over the steps of each epoch (or
+        logging interval) to ``history[name]``, beside the loss terms. A tensor is detached and kept
+        on its device (no host sync per step). Outside `train` only the last value is kept."""
+        if name in ("loss", "lr"):
+            raise ValueError(f"{type(self).__name__}.log: {name!r} is the loop's own history key")
+        value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
+        self.__dict__.setdefault("_logged", {})[name] = value
+
+    def pop_logged(self) -> dict:
+        """The values logged since the last call, {name: 0-d tensor}; empties the record (for the loop)."""
+        return self.__dict__.pop("_logged", {})
 
     def predict(self, student, x):
         """Logits used at evaluation time (a method with extra heads may override)."""

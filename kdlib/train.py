@@ -91,8 +91,11 @@ def train(
         training set are computed once and indexed per batch instead of a teacher forward per
         step: the same numbers (a row of a matmul does not depend on the rest of the batch;
         tested), a fraction of the cost.
-    Returns ``{"loss": [...], <term>: [...], "lr": [...]}``: one mean per epoch, or
-    per logging interval (about 100 points) when training for `steps`.
+    The optimiser's parameter groups are ``method.param_groups(student, lr)``; the schedule scales
+    each group's own base lr.
+    Returns ``{"loss": [...], <term>: [...], <logged>: [...], "lr": [...]}``: one mean per epoch, or
+    per logging interval (about 100 points) when training for `steps`; <logged> are the values the
+    method records with `Method.log` (a mean over the steps that logged them).
     """
     if (epochs is None) == (steps is None):
         raise ValueError("train: give exactly one of epochs= or steps=")
@@ -115,8 +118,11 @@ def train(
               and method.logits_only and method.needs_teacher)
     if cached:  # the batch carries its teacher logits as its last tensor
         data = (*data, teacher_logits(teacher, data[0]))
-    params = list(student.parameters()) + list(method.parameters())
-    opt = _make_optimizer(params, optimizer, lr, momentum, weight_decay)
+    # the method's groups (default: one, the student's parameters then the method's); each keeps
+    # its own base lr, so a group that learns at a fraction of lr stays at that fraction
+    opt = _make_optimizer(method.param_groups(student, lr), optimizer, lr, momentum, weight_decay)
+    for group in opt.param_groups:
+        group["base_lr"] = group["lr"]
     method.epochs = epochs
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
 
@@ -125,6 +131,7 @@ def train(
     log_every = n_per_epoch if by_epoch else max(1, steps // 100)
     history: dict[str, list] = {"loss": [], "lr": []}
     sums: dict[str, torch.Tensor] = {}
+    logged: dict[str, list] = {}  # name -> [sum, steps logged] of the values the method logs
     count, step = 0, 0
     bar = tqdm(total=total, desc=desc or type(method).__name__, disable=not progress, leave=False)
     for epoch in range(epochs or 1):
@@ -134,7 +141,7 @@ def train(
         for batch in batches:
             factor = _lr_factor(step / total, epoch, lr_schedule, lr_milestones, lr_gamma)
             for group in opt.param_groups:
-                group["lr"] = lr * factor
+                group["lr"] = group["base_lr"] * factor
             if augment is not None:
                 batch = (augment(batch[0], generator), *batch[1:])
             method.epoch, method.step = epoch, step
@@ -150,13 +157,20 @@ def train(
             # keep the running sums on the device: no host sync per step
             for name, value in {"loss": loss, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
+            for name, value in method.pop_logged().items():  # `Method.log`: diagnostics, not terms
+                if name in terms:
+                    raise ValueError(f"train: {type(method).__name__} logs {name!r}, also a loss term's name")
+                kept = logged.setdefault(name, [0.0, 0])
+                kept[0], kept[1] = kept[0] + value, kept[1] + 1
             count, step = count + 1, step + 1
             bar.update()
             if count == log_every or step == total:
                 for name, value in sums.items():
                     history.setdefault(name, []).append(float(value) / count)
+                for name, (value, n) in logged.items():
+                    history.setdefault(name, []).append(float(value) / n)
                 history["lr"].append(lr * factor)
-                sums, count = {}, 0
+                sums, logged, count = {}, {}, 0
                 if progress:
                     bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
     bar.close()

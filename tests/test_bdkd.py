@@ -8,7 +8,9 @@ import torch
 
 from kdlib import data
 from kdlib.losses import bdkd_loss, entropy_gap_weights, kd_loss, entropy, reverse_kl
-from kdlib.methods.bdkd import DIVERGENCES, OnlineKD, OnlinePair
+from kdlib.cohort import Cohort
+from kdlib.methods.bdkd import DIVERGENCES, OnlineKD, online_pair
+from kdlib.methods.dml import DML
 from kdlib.models.small import MLP
 from kdlib.train import evaluate, train
 
@@ -82,52 +84,57 @@ def test_bad_weights_are_rejected():
     with pytest.raises(ValueError, match="reverse_weight"):
         bdkd_loss(s, t, torch.ones(3))
     with pytest.raises(ValueError, match="divergence"):
-        OnlineKD("nope")
+        OnlineKD("dml")  # DML is kdlib.methods.dml.DML
     with pytest.raises(ValueError, match="sharpness"):
         entropy_gap_weights(s, t, sharpness=-1.0)
 
 
 def test_each_network_learns_only_through_its_own_terms():
     torch.manual_seed(0)
-    pair = OnlinePair(MLP(hidden=(32,)), MLP(hidden=(8,)))
+    pair = online_pair(MLP(hidden=(32,)), MLP(hidden=(8,)))
     x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
-    for d in DIVERGENCES:
-        terms = OnlineKD(d)(pair, None, (x, y))
+    for method in [OnlineKD(d) for d in DIVERGENCES] + [DML(t_squared=False)]:
+        terms = method(pair, None, (x, y))
         pair.zero_grad()
         terms["kl_small"].backward()  # the large network's logits are its detached target
-        assert all(p.grad is None for p in pair.large.parameters())
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pair.small.parameters())
+        assert all(p.grad is None for p in pair["large"].parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pair["small"].parameters())
         pair.zero_grad()
         terms["kl_large"].backward()
-        assert all(p.grad is None for p in pair.small.parameters())
+        assert all(p.grad is None for p in pair["small"].parameters())
 
 
 def test_large_network_term_dml_forward_otherwise_reverse():
     torch.manual_seed(0)
-    pair = OnlinePair(MLP(hidden=(32,)), MLP(hidden=(8,)))
+    pair = online_pair(MLP(hidden=(32,)), MLP(hidden=(8,)))
     x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
-    zl, zs = pair.large(x), pair.small(x)
-    dml, bd = OnlineKD("dml")(pair, None, (x, y)), OnlineKD("bdkd")(pair, None, (x, y))
+    zl, zs = pair["large"](x), pair["small"](x)
+    dml, bd = DML(t_squared=False)(pair, None, (x, y)), OnlineKD("bdkd")(pair, None, (x, y))
     assert torch.allclose(dml["kl_large"], kd_loss(zl, zs, 1.0))
     assert torch.allclose(bd["kl_large"], reverse_kl(zl, zs))
     assert torch.allclose(dml["kl_small"], kd_loss(zs, zl, 1.0))
     assert OnlineKD("fixed", large_divergence="forward").large_divergence == "forward"
+    assert list(dml) == list(bd) == ["ce_small", "kl_small", "ce_large", "kl_large"]  # the same term names
 
 
 def test_needs_an_online_pair():
-    with pytest.raises(TypeError, match="OnlinePair"):
-        OnlineKD()(MLP(hidden=(8,)), None, (torch.randn(4, 64), torch.zeros(4, dtype=torch.long)))
+    batch = (torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="online_pair"):
+        OnlineKD()(MLP(hidden=(8,)), None, batch)
+    with pytest.raises(TypeError, match="online_pair"):
+        OnlineKD()(Cohort([MLP(hidden=(8,)), MLP(hidden=(8,))]), None, batch)  # not named large / small
 
 
-@pytest.mark.parametrize("divergence", DIVERGENCES)
+@pytest.mark.parametrize("divergence", ["dml", *DIVERGENCES])
 def test_short_online_run_trains_both_networks(digits, divergence):
     x, y = digits["train"][0][:256], digits["train"][1][:256]
     torch.manual_seed(0)
-    pair = OnlinePair(MLP(hidden=(32,)), MLP(hidden=(8,)))
+    pair = online_pair(MLP(hidden=(32,)), MLP(hidden=(8,)))
     before = [p.detach().clone() for p in pair.parameters()]
-    hist = train(pair, OnlineKD(divergence), (x, y), epochs=2, batch_size=64, progress=False)
+    method = DML(t_squared=False) if divergence == "dml" else OnlineKD(divergence)
+    hist = train(pair, method, (x, y), epochs=2, batch_size=64, progress=False)
     assert set(hist) >= {"ce_small", "kl_small", "ce_large", "kl_large"}
     assert all(math.isfinite(v) for v in hist["loss"])
     assert all(not torch.equal(a, b) for a, b in zip(before, pair.parameters()))
     metrics = evaluate(pair, digits["test"])
-    assert metrics["acc"] == evaluate(pair.small, digits["test"])["acc"]  # the pair is scored as its small net
+    assert metrics["acc"] == evaluate(pair["small"], digits["test"])["acc"]  # the pair is scored as its small net

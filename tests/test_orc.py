@@ -1,6 +1,6 @@
 """ORC: the feedback miner (exactly the misclassified samples), the role change (the best student is
 promoted), the mixup weights of intensive teaching, golden values, no gradient into the targets, a frozen
-pivot stays unchanged, and short runs of ORC and the group DML baseline."""
+pivot stays unchanged, and short runs of ORC and the group DML baseline (`kdlib.methods.dml.DML`)."""
 
 import copy
 
@@ -9,8 +9,10 @@ import torch
 
 from kdlib import data
 from kdlib.losses import cross_entropy, kd_loss
-from kdlib.methods.orc import (ORC, GroupDML, StudentGroup, feedback_mask, mix_with_feedback,
-                               mixup_feedback_loss, rank_students)
+from kdlib.cohort import Cohort
+from kdlib.methods.dml import DML
+from kdlib.methods.orc import (ORC, feedback_mask, mix_with_feedback, mixup_feedback_loss, rank_students,
+                               student_group)
 from kdlib.models.small import MLP
 from kdlib.train import evaluate, train
 
@@ -73,7 +75,7 @@ def test_mixup_feedback_loss_limits_and_golden_value():
 def group(seed=0, pivot=True):
     torch.manual_seed(seed)
     students = [MLP(hidden=(8,)), MLP(hidden=(16,)), MLP(hidden=(32,))]
-    return StudentGroup(students, MLP(hidden=(64,)) if pivot else None)
+    return student_group(students, MLP(hidden=(64,)) if pivot else None)
 
 
 def test_orc_terms_and_no_gradient_into_targets(digits):
@@ -83,13 +85,13 @@ def test_orc_terms_and_no_gradient_into_targets(digits):
     assert set(terms) == {"intensive", "ce_tt", "kd_tt_pivot", "ce_group", "kd_group_tt", "kd_group_pivot"}
     assert all(v.item() >= 0 for v in terms.values())
     # the temporary teacher's term has no gradient into the other students, the group's none into the TT
-    top = int(rank_students([s(x) for s in g.students], y)[0])
+    top = int(rank_students([s(x) for s in g.networks], y)[0])
     terms["kd_group_tt"].backward(retain_graph=True)
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in g.students[top].parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in g.networks[top].parameters())
     assert all(p.grad is None for p in g.pivot.parameters())
     g.zero_grad(set_to_none=True)
     terms["intensive"].backward()
-    assert all(p.grad is None for s in g.students for p in s.parameters())
+    assert all(p.grad is None for s in g.networks for p in s.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in g.pivot.parameters())
 
 
@@ -97,7 +99,7 @@ def test_orc_golden_group_terms(digits):
     x, y = digits["train"][0][:32], digits["train"][1][:32]
     g = group()
     terms = ORC(beta=0.25, temperature=2.0)(g, None, (x, y))
-    zs = [s(x) for s in g.students]
+    zs = [s(x) for s in g.networks]
     top = int(rank_students(zs, y)[0])
     zp = g.pivot(x)
     others = [i for i in range(3) if i != top]
@@ -114,8 +116,10 @@ def test_frozen_pivot_errors_and_update_pivot_false(digits):
     with pytest.raises(ValueError, match="requires_grad"):
         ORC()(g, None, (x, y))
     assert "intensive" not in ORC(update_pivot=False)(g, None, (x, y))
-    with pytest.raises(TypeError, match="StudentGroup"):
+    with pytest.raises(TypeError, match="student_group"):
         ORC()(MLP(), None, (x, y))
+    with pytest.raises(TypeError, match="student_group"):
+        ORC()(Cohort([MLP(), MLP()]), None, (x, y))  # a cohort without the promotion counts
     with pytest.raises(ValueError, match="beta"):
         ORC(beta=1.5)
 
@@ -129,16 +133,18 @@ def test_short_runs_train_the_group_and_count_promotions(digits):
     steps = 2 * -(-len(train_set[0]) // 64)
     assert g.promotions.sum().item() == steps
     assert any(not torch.equal(v, g.pivot.state_dict()[k]) for k, v in pivot_before.items())
-    for s in g.students:
+    for s in g.networks:
         assert evaluate(s, digits["test"])["acc"] > 30
     d = group(2, pivot=False)
-    hist = train(d, GroupDML(), train_set, epochs=2, batch_size=64, lr=1e-2, seed=0, progress=False)
+    hist = train(d, DML(), train_set, epochs=2, batch_size=64, lr=1e-2, seed=0, progress=False)
     assert hist["loss"][-1] < hist["loss"][0] and d.promotions.sum().item() == 0
     assert evaluate(d, digits["test"])["acc"] > 30  # the group's forward is the scored student
 
 
 def test_group_validation():
-    with pytest.raises(ValueError, match="students"):
-        StudentGroup([MLP()])
+    with pytest.raises(ValueError, match="at least 2"):
+        student_group([MLP()])
     with pytest.raises(ValueError, match="scored"):
-        StudentGroup([MLP(), MLP()], scored=2)
+        student_group([MLP(), MLP()], scored=2)
+    g = student_group([MLP(), MLP()], scored=1)
+    assert g.names == ("s1", "s2") and g.pivot is None and g.promotions.tolist() == [0, 0]

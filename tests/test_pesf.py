@@ -1,4 +1,5 @@
-"""PESF-KD: the adapter, the adapted teacher, the released-code swap, DML and short runs."""
+"""PESF-KD: the adapter, the adapted teacher, the released-code swap, the adapter's learning rate,
+the DML baseline's pair and short runs."""
 
 import math
 
@@ -7,9 +8,9 @@ import torch
 
 from kdlib.losses import cross_entropy, entropy, kd_loss
 from kdlib.methods import METHODS
+from kdlib.methods.dml import DML
 from kdlib.methods.pesf import (
-    DML, PESF, AdaptedTeacher, DMLPair, LogitAdapter, feature_dim, released_code_div_loss,
-    scale_learning_rate, swap_argmax_with_target,
+    PESF, AdaptedTeacher, LogitAdapter, dml_pair, feature_dim, released_code_div_loss, swap_argmax_with_target,
 )
 from kdlib.tasks import make_model
 from kdlib.train import train
@@ -107,35 +108,31 @@ def test_predictive_entropy_limits():
     assert torch.all(entropy(torch.randn(32, 10)) >= 0)
 
 
-def test_scale_learning_rate_with_adam():
-    torch.manual_seed(0)
-    lin = torch.nn.Linear(4, 3)
-    w0 = lin.weight.detach().clone()
-    scale_learning_rate(lin, 0.1, "adam")
-    torch.testing.assert_close(lin.weight.detach(), w0)  # same function
-    opt = torch.optim.Adam(lin.parameters(), lr=0.01)
-    lin(torch.randn(8, 4)).pow(2).sum().backward()
-    opt.step()
-    torch.testing.assert_close((lin.weight.detach() - w0).abs(), torch.full_like(w0, 0.001), rtol=1e-3, atol=1e-6)
-    with pytest.raises(ValueError, match="scale"):
-        scale_learning_rate(torch.nn.Linear(2, 2), 0.0)
+def test_adapter_learns_in_its_own_group(setup):
+    x, y, teacher = setup
+    s = student()
+    groups = PESF(125, 10, adapter_lr_scale=0.1).param_groups(s, 0.01)
+    assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.001])
+    assert [id(p) for p in groups[0]["params"]] == [id(p) for p in s.parameters()]
+    with pytest.raises(ValueError, match="adapter_lr_scale"):
+        PESF(125, 10, adapter_lr_scale=0.0)
 
 
 def test_dml_trains_both_and_leaves_the_original_teacher(setup):
     x, y, teacher = setup
     before = [p.detach().clone() for p in teacher.parameters()]
-    pair = DMLPair(teacher, student(), teacher_lr_scale=0.1)
-    torch.testing.assert_close(pair(x), pair.student(x))
-    copy_before = [p.detach().clone() for p in pair.teacher.parameters()]
+    pair = dml_pair(teacher, student(), teacher_lr_scale=0.1)
+    torch.testing.assert_close(pair(x), pair["student"](x))
+    assert [g["lr"] for g in DML().param_groups(pair, 0.01)] == pytest.approx([0.01, 0.001])  # the copy: lr x 0.1
+    copy_before = [p.detach().clone() for p in pair["teacher"].parameters()]
     m = DML(temperature=4.0)
     hist = train(pair, m, (x, y), teacher=None, epochs=2, batch_size=32, progress=False)
-    assert set(hist) >= {"ce", "kd", "teacher_ce", "teacher_kd"}
+    assert set(hist) >= {"ce_student", "kl_student", "ce_teacher", "kl_teacher"}
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(copy_before, pair.teacher.parameters()))
-    assert pair.teacher_side_parameters() == sum(p.numel() for p in teacher.parameters())
-    assert len(m.entropy_trace()) == 2
-    with pytest.raises(ValueError, match="DMLPair"):
-        m(student(), None, (x, y))
+    assert any(not torch.equal(a, b) for a, b in zip(copy_before, pair["teacher"].parameters()))
+    assert sum(p.numel() for p in pair["teacher"].parameters() if p.requires_grad) == sum(
+        p.numel() for p in teacher.parameters())
+    assert len(hist["entropy_teacher"]) == len(hist["entropy_student"]) == 2  # the chapter's entropy trace
 
 
 @pytest.mark.parametrize("variant", ["kd", "pesf", "released_code"])
@@ -149,5 +146,5 @@ def test_short_pesf_runs(setup, variant):
     assert all(torch.equal(a, b) for a, b in zip(teacher_before, teacher.parameters()))
     moved = any(not torch.equal(a, b) for a, b in zip(adapter_before, m.adapter.parameters()))
     assert moved == (variant != "kd")
-    trace = m.entropy_trace()
-    assert [e for e, _, _ in trace] == [0, 1] and all(h >= 0 for _, ht, hs in trace for h in (ht, hs))
+    trace = list(zip(hist["entropy_teacher"], hist["entropy_student"]))  # per-epoch means (Method.log)
+    assert len(trace) == 2 and all(h >= 0 for ht, hs in trace for h in (ht, hs))

@@ -48,7 +48,7 @@ def test_training_reduces_the_loss_and_learns(digits):
 
 # methods whose constructor needs the models' dimensions, or a fit on teacher embeddings
 # first, take their two-step runs in their own test files (test_dhkd.py, test_lelp.py)
-NEEDS_SETUP = {"dhkd", "lelp", "subclass_kd", "embedding_mse", "random_teachers", "tgeo", "intermediate_match", "rkd", "pesf", "dml", "bdkd", "tcn", "hard", "trg", "ofa", "fitnet", "kd3", "edgefd", "orc", "group_dml"}
+NEEDS_SETUP = {"dhkd", "lelp", "subclass_kd", "embedding_mse", "random_teachers", "tgeo", "intermediate_match", "rkd", "pesf", "dml", "bdkd", "tcn", "hard", "trg", "ofa", "fitnet", "kd3", "edgefd", "orc"}
 
 
 def test_registry_names_every_method_file():

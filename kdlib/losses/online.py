@@ -10,7 +10,23 @@ import math
 
 import torch
 
-from .divergences import _kl, _log_probs, entropy
+from .divergences import _kl, _log_probs, _reduce, entropy
+
+
+def mutual_kl(logits, peer_logits, temperature=1.0, t_squared=True):
+    """Deep mutual learning's term of one network towards one peer (Zhang et al. 2018, Eq. 10, one j):
+
+        s * KL(sg[p_peer^T] || p^T),   s = T^2 if t_squared else 1
+
+    batchmean. The peer is the target and is detached here (no gradient into it). t_squared=True
+    is the book's KD convention (the value of `kd_loss(logits, peer_logits.detach(), T)`); False is
+    the online papers' plain KL (the value of `bdkd_loss(logits, peer_logits.detach(), 0, T)`); the
+    two agree at DML's T = 1. (N, C) twice -> scalar ((K, N, C): (K,)).
+    """
+    log_p = _log_probs(logits, temperature)
+    log_p_peer = _log_probs(peer_logits.detach(), temperature)
+    scale = temperature**2 if t_squared else 1.0
+    return scale * _reduce(_kl(log_p_peer, log_p))
 
 
 def bdkd_loss(student_logits, teacher_logits, reverse_weight, temperature=1.0):

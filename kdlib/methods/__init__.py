@@ -27,8 +27,9 @@ _WHERE = {
     "LuminetKD": "luminet",
     "MixupCE": "mixup_kd", "MixupKD": "mixup_kd",
     "OFA": "ofa", "FitNet": "ofa",
-    "ORC": "orc", "GroupDML": "orc",
-    "DML": "pesf", "PESF": "pesf",
+    "ORC": "orc",
+    "DML": "dml",
+    "PESF": "pesf",
     "ActiveKD": "rad",
     "RandomTeacherDistill": "random_teachers",
     "RKD": "rkd",
@@ -46,7 +47,7 @@ _NAMES = {
     "tgeo": "TGeoKD", "wls": "WLSKD", "intermediate_match": "IntermediateMatch", "rkd": "RKD",
     "pesf": "PESF", "dml": "DML", "bdkd": "OnlineKD", "tcn": "TCN", "hard": "HARD", "trg": "TRG",
     "ofa": "OFA", "fitnet": "FitNet", "kd3": "KD3", "edgefd": "ProxyKD", "orc": "ORC",
-    "group_dml": "GroupDML", "rad": "ActiveKD",
+    "rad": "ActiveKD",
 }
 
 __all__ = ["METHODS", "Method", "CE", *sorted(_WHERE)]

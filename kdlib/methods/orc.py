@@ -12,7 +12,8 @@ the sources):
 3. *private teaching*: the temporary teacher learns from the labels and from the pivot;
 4. *group teaching*: every other student learns from the labels, the temporary teacher and the pivot.
 
-`GroupDML` is the group baseline without teachers: Deep Mutual Learning among the same students.
+The group baseline without teachers, Deep Mutual Learning among the same students, is
+`kdlib.methods.dml.DML` on the same group.
 """
 
 from __future__ import annotations
@@ -20,31 +21,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..cohort import Cohort
 from ..losses import cross_entropy, kd_loss
 from ..method import Method
 
 
-class StudentGroup(nn.Module):
-    """Students (and optionally the pivot teacher) as one module for the one training loop.
+def student_group(students, pivot: nn.Module | None = None, scored: int = 0) -> Cohort:
+    """Students (and optionally the pivot teacher) as one module for the one training loop: a `Cohort`
+    of the students, named s1 .. sK, with the pivot as an extra (``group.pivot``, trained with them).
 
     ``forward`` returns the logits of student ``scored`` so `kdlib.train.evaluate(group, ...)` scores
-    one named student; evaluate ``group.students[i]`` for the others. ``promotions[i]`` counts the
-    iterations in which student i was the temporary teacher (written by `ORC`).
+    one named student; evaluate ``group.networks[i]`` for the others. ``group.promotions[i]`` counts
+    the iterations in which student i was the temporary teacher (written by `ORC`).
     """
-
-    def __init__(self, students, pivot: nn.Module | None = None, scored: int = 0):
-        super().__init__()
-        if len(students) < 2:
-            raise ValueError(f"StudentGroup: students must hold at least 2 networks, got {len(students)}")
-        if not 0 <= scored < len(students):
-            raise ValueError(f"StudentGroup: scored must index a student (0..{len(students) - 1}), got {scored}")
-        self.students = nn.ModuleList(students)
-        self.pivot = pivot
-        self.scored = scored
-        self.register_buffer("promotions", torch.zeros(len(students), dtype=torch.long))
-
-    def forward(self, x):
-        return self.students[self.scored](x)
+    group = Cohort(students, names=[f"s{i + 1}" for i in range(len(students))], scored=scored, pivot=pivot)
+    group.register_buffer("promotions", torch.zeros(len(students), dtype=torch.long))
+    return group
 
 
 def feedback_mask(student_logits, target):
@@ -91,7 +83,7 @@ def mixup_feedback_loss(logits, target, feedback_target, lam):
 
 
 class ORC(Method):
-    """One ORC iteration on a `StudentGroup` (students + pivot); trained with teacher=None.
+    """One ORC iteration on a `student_group` (students + pivot); trained with teacher=None.
 
     intensive:  mixup_feedback_loss(pivot(x_mix), y, y_F, lam), lam ~ Beta(mixup_alpha, mixup_alpha)
                 (only if update_pivot and the batch has feedback samples; else the pivot is frozen)
@@ -117,13 +109,14 @@ class ORC(Method):
         return float(torch.distributions.Beta(a, a).sample())
 
     def forward(self, student, teacher, batch):
-        if not isinstance(student, StudentGroup):
-            raise TypeError(f"ORC: the student must be a StudentGroup, got {type(student).__name__}")
-        pivot = student.pivot if student.pivot is not None else teacher
+        if not (isinstance(student, Cohort) and hasattr(student, "promotions")):
+            raise TypeError(f"ORC: the student must be a student_group(...), got {type(student).__name__}")
+        own_pivot = getattr(student, "pivot", None)
+        pivot = own_pivot if own_pivot is not None else teacher
         if pivot is None:
-            raise ValueError("ORC: needs a pivot teacher (StudentGroup(pivot=...) or teacher=)")
+            raise ValueError("ORC: needs a pivot teacher (student_group(..., pivot=...) or teacher=)")
         x, y = batch[0], batch[1]
-        logits = [s(x) for s in student.students]
+        logits = [s(x) for s in student.networks]
         # 1. feedback samples and the role change, from the students' predictions before this update
         detached = [z.detach() for z in logits]
         feedback = feedback_mask(detached, y)
@@ -131,7 +124,7 @@ class ORC(Method):
         student.promotions[top] += 1
         # 2. intensive teaching of the pivot on mixup of the batch with the feedback samples
         terms = {}
-        train_pivot = self.update_pivot and student.pivot is not None
+        train_pivot = self.update_pivot and own_pivot is not None
         if train_pivot and not any(p.requires_grad for p in pivot.parameters()):
             raise ValueError("ORC: update_pivot=True but the pivot's parameters do not require grad "
                              "(a zoo teacher is frozen: copy it and call requires_grad_(True))")
@@ -152,29 +145,3 @@ class ORC(Method):
         terms["kd_group_tt"] = b * sum(kd_loss(logits[i], tt, t) for i in others)
         terms["kd_group_pivot"] = b * sum(kd_loss(logits[i], pivot_logits, t) for i in others)
         return terms
-
-
-class GroupDML(Method):
-    """Deep Mutual Learning (Zhang et al. 2018, Eq. 10 for K > 2 networks) in a `StudentGroup`:
-
-    each student i: CE(y, p_i) + kl_weight / (K - 1) * sum_{j != i} KL(p_j || p_i), p_j detached,
-    at temperature 1 as in DML. No teacher; the group's pivot, if any, is unused.
-    """
-
-    needs_teacher = False
-
-    def __init__(self, kl_weight=1.0, temperature=1.0):
-        super().__init__()
-        if kl_weight < 0 or temperature <= 0:
-            raise ValueError(f"GroupDML: kl_weight must be >= 0 and temperature > 0, got {kl_weight}, {temperature}")
-        self.kl_weight, self.temperature = kl_weight, temperature
-
-    def forward(self, student, teacher, batch):
-        if not isinstance(student, StudentGroup):
-            raise TypeError(f"GroupDML: the student must be a StudentGroup, got {type(student).__name__}")
-        x, y = batch[0], batch[1]
-        logits = [s(x) for s in student.students]
-        k = len(logits)
-        kl = sum(kd_loss(logits[i], logits[j].detach(), self.temperature)
-                 for i in range(k) for j in range(k) if j != i)
-        return {"ce": sum(cross_entropy(z, y) for z in logits), "kl": self.kl_weight / (k - 1) * kl}

@@ -2,8 +2,9 @@
 
 PESF-KD keeps the teacher frozen and trains a small adapter A on its penultimate feature h_t,
 jointly with the student; the student distils from the adapted logits z_t' = z_t - A(h_t).
-The file also holds this chapter's online baseline, DML with the teacher updated too
-(`DMLPair` + `DML`), because the paper's cost claim is made against online distillation.
+The file also builds this chapter's online baseline's networks, the student and a trainable copy
+of the teacher (`dml_pair`, trained by `kdlib.methods.dml.DML`), because the paper's cost claim is
+made against online distillation.
 
 Official code read: github.com/1170300319/PESF-KD, cv/models/adapter.py (Linear(feat -> C), then
 C -> 32 -> C with a ReLU), cv/helper/loops.py (the adapted logits, the two-way KL with an
@@ -16,8 +17,8 @@ import copy
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from ..cohort import Cohort
 from ..hooks import capture
 from ..losses import cross_entropy, entropy, kd_loss
 from ..method import Method
@@ -130,28 +131,7 @@ def feature_dim(model, x, layer: str = "features") -> int:
 # Methods
 
 
-class _Traced(Method):
-    """Records, per step, the mean entropy (T = 1) of the teacher side and of the student on the
-    training batch: `entropy_trace()` turns them into per-epoch means."""
-
-    def reset_trace(self):
-        self._trace = []
-
-    def _record(self, teacher_logits, student_logits):
-        with torch.no_grad():
-            self._trace.append((self.epoch, float(entropy(teacher_logits.float()).mean()),
-                                float(entropy(student_logits.float()).mean())))
-
-    def entropy_trace(self):
-        """[(epoch, teacher-side entropy, student entropy)], per-epoch means over the steps."""
-        by_epoch = {}
-        for e, ht, hs in getattr(self, "_trace", []):
-            by_epoch.setdefault(e, []).append((ht, hs))
-        return [(e, sum(v[0] for v in vals) / len(vals), sum(v[1] for v in vals) / len(vals))
-                for e, vals in sorted(by_epoch.items())]
-
-
-class PESF(_Traced):
+class PESF(Method):
     """PESF-KD: ce_weight * CE(z_s, y) + kd_weight * T^2 KL(p_t'^T || p_s^T) + teacher_ce_weight * CE(z_t', y).
 
     z_t' = z_t - A(h_t) with the frozen teacher's logits z_t and penultimate feature h_t (`layer`);
@@ -161,29 +141,32 @@ class PESF(_Traced):
     train_adapter=False freezes a zero adapter: exactly KD with CE weight ce_weight and soft weight
     kd_weight (the chapter's KD baseline, with the same entropy trace). released_code=True uses the
     released code's two-way KL with the argmax <-> target swap (`released_code_div_loss`) instead.
-    adapter_lr_scale multiplies the adapter's learning rate (`scale_learning_rate`; the official run
-    gives it 2e-5 against the student's 0.05).
+    adapter_lr_scale multiplies the adapter's learning rate (its own optimiser group, `param_groups`;
+    the official run gives it 2e-5 against the student's 0.05). Each step logs the mean entropy
+    (T = 1) of the teacher side (the adapted teacher) and of the student on the batch as
+    ``entropy_teacher`` and ``entropy_student`` (`Method.log`).
     """
 
     def __init__(self, feature_dim: int, num_classes: int, temperature: float = 6.0, ce_weight: float = 1.0,
                  kd_weight: float = 1.0, teacher_ce_weight: float = 1.0, adapter_hidden: int = 32,
                  layer: str = "features", train_adapter: bool = True, released_code: bool = False,
-                 adapter_lr_scale: float = 1.0, optimizer: str = "adam"):
+                 adapter_lr_scale: float = 1.0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"PESF: temperature must be > 0, got {temperature}")
         for name, w in (("ce_weight", ce_weight), ("kd_weight", kd_weight), ("teacher_ce_weight", teacher_ce_weight)):
             if w < 0:
                 raise ValueError(f"PESF: {name} must be >= 0, got {w}")
+        if not 0 < adapter_lr_scale <= 1:
+            raise ValueError(f"PESF: adapter_lr_scale must be in (0, 1], got {adapter_lr_scale}")
         if released_code and not train_adapter:
             raise ValueError("PESF: released_code=True needs train_adapter=True")
         self.adapter = LogitAdapter(feature_dim, num_classes, adapter_hidden, zero_init=True)
         self.adapter.requires_grad_(train_adapter)
-        scale_learning_rate(self.adapter, adapter_lr_scale, optimizer)
         self.temperature, self.layer = temperature, layer
         self.ce_weight, self.kd_weight, self.teacher_ce_weight = ce_weight, kd_weight, teacher_ce_weight
         self.train_adapter, self.released_code = train_adapter, released_code
-        self.reset_trace()
+        self.adapter_lr_scale = adapter_lr_scale
 
     def forward(self, student, teacher, batch):
         if teacher is None:
@@ -198,97 +181,25 @@ class PESF(_Traced):
             terms["kd"] = self.kd_weight * pesf_kd_loss(z_s, z_t_adapted, self.temperature)
         if self.train_adapter and self.teacher_ce_weight:
             terms["teacher_ce"] = self.teacher_ce_weight * cross_entropy(z_t_adapted, y)
-        self._record(z_t_adapted, z_s)
+        with torch.no_grad():  # how sharp each side is (the chapter's entropy trace)
+            self.log("entropy_teacher", entropy(z_t_adapted.float()).mean())
+            self.log("entropy_student", entropy(z_s.float()).mean())
         return terms
+
+    def param_groups(self, student, base_lr):
+        """The student at base_lr, the adapter (all of this method's parameters) at base_lr * adapter_lr_scale."""
+        return [{"params": list(student.parameters()), "lr": base_lr},
+                {"params": list(self.adapter.parameters()), "lr": base_lr * self.adapter_lr_scale}]
 
     def teacher_side_parameters(self) -> int:
         """Trainable teacher-side parameters (the adapter's; 0 when it is frozen)."""
         return sum(p.numel() for p in self.adapter.parameters() if p.requires_grad)
 
 
-class _Scaled(nn.Module):
-    """w = c * v: with Adam (steps of about lr in v) w moves c times slower, a per-module learning-rate
-    factor inside the book's one-optimiser loop."""
-
-    def __init__(self, c: float):
-        super().__init__()
-        self.c = c
-
-    def forward(self, v):
-        return self.c * v
-
-    def right_inverse(self, w):
-        return w / self.c
-
-
-def scale_learning_rate(module: nn.Module, scale: float, optimizer: str = "adam") -> nn.Module:
-    """Make the one optimiser of the training loop move `module`'s weights `scale` times slower, by
-    reparametrising every weight as w = c * v (`_Scaled`): Adam/AdamW steps v by about lr whatever the
-    gradient's size, so c = scale; an SGD step on v moves w by c^2 lr grad, so c = sqrt(scale).
-    scale = 1 leaves the module untouched. Returns the module."""
-    if not 0 < scale <= 1:
-        raise ValueError(f"scale_learning_rate: scale must be in (0, 1], got {scale}")
-    if optimizer not in ("adam", "adamw", "sgd"):
-        raise ValueError(f"scale_learning_rate: unknown optimizer {optimizer!r} (use 'adam', 'adamw' or 'sgd')")
-    if scale < 1:
-        c = scale if optimizer in ("adam", "adamw") else scale ** 0.5
-        for m in list(module.modules()):
-            for name, _ in list(m.named_parameters(recurse=False)):
-                parametrize.register_parametrization(m, name, _Scaled(c))
-    return module
-
-
-class DMLPair(nn.Module):
-    """A trainable copy of the teacher and the student, trained together by `DML`.
-
-    forward(x) returns the student's logits, so `kdlib.train.evaluate` scores the student.
-    teacher_lr_scale multiplies the teacher copy's learning rate (`scale_learning_rate`).
-    """
-
-    def __init__(self, teacher, student, teacher_lr_scale: float = 1.0, optimizer: str = "adam"):
-        super().__init__()
-        self.teacher = copy.deepcopy(teacher)
-        self.student = student
-        self.teacher.requires_grad_(True)
-        scale_learning_rate(self.teacher, teacher_lr_scale, optimizer)
-
-    def forward(self, x):
-        return self.student(x)
-
-    def both(self, x):
-        """(student logits, teacher logits), both with gradients."""
-        return self.student(x), self.teacher(x)
-
-    def teacher_side_parameters(self) -> int:
-        return sum(p.numel() for p in self.teacher.parameters() if p.requires_grad)
-
-
-class DML(_Traced):
-    """Deep mutual learning (Zhang et al. 2018) between the trained teacher and the student, both updated:
-
-        student: ce_weight * CE(z_s, y) + kd_weight * T^2 KL(sg p_t^T || p_s^T)
-        teacher: ce_weight * CE(z_t, y) + kd_weight * T^2 KL(sg p_s^T || p_t^T)
-
-    `student` must be a `DMLPair`; pass teacher=None to `train`. Same T and weights as PESF, so the two
-    differ only in what is trained on the teacher side (every teacher weight here, an adapter there).
-    """
-
-    needs_teacher = False
-
-    def __init__(self, temperature: float = 6.0, ce_weight: float = 1.0, kd_weight: float = 1.0):
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"DML: temperature must be > 0, got {temperature}")
-        self.temperature, self.ce_weight, self.kd_weight = temperature, ce_weight, kd_weight
-        self.reset_trace()
-
-    def forward(self, student, teacher, batch):
-        if not isinstance(student, DMLPair):
-            raise ValueError(f"DML: student must be a DMLPair (teacher copy + student), got {type(student).__name__}")
-        x, y = batch[0], batch[1]
-        z_s, z_t = student.both(x)
-        self._record(z_t, z_s)
-        return {"ce": self.ce_weight * cross_entropy(z_s, y),
-                "kd": self.kd_weight * kd_loss(z_s, z_t.detach(), self.temperature),
-                "teacher_ce": self.ce_weight * cross_entropy(z_t, y),
-                "teacher_kd": self.kd_weight * kd_loss(z_t, z_s.detach(), self.temperature)}
+def dml_pair(teacher, student, teacher_lr_scale: float = 1.0) -> Cohort:
+    """This chapter's online baseline's networks: the student and a trainable copy of the trained teacher,
+    as a `Cohort` named ("student", "teacher") for `kdlib.methods.dml.DML`. Its forward is the student's
+    (`evaluate` scores the student); the copy learns at lr * teacher_lr_scale (its own optimiser group)
+    and the original teacher is never touched."""
+    teacher_copy = copy.deepcopy(teacher).requires_grad_(True)
+    return Cohort([student, teacher_copy], names=("student", "teacher"), lr_scales=(1.0, teacher_lr_scale))
