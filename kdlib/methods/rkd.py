@@ -42,16 +42,29 @@ class RKD(Method):
         with torch.no_grad(), capture(teacher, [self.teacher_layer]) as ht:
             teacher_logits = teacher(x)
         s, t = hs[self.layer].flatten(1), ht[self.teacher_layer].flatten(1).detach()
+        return self.terms_from_outputs(logits, s, teacher_logits, t, y)
+
+    def terms_from_outputs(self, student_logits, student_features, teacher_logits, teacher_features, target):
+        """The terms from the logits and the (N, D) embeddings, or from K seeds' (K, N, D) stacks
+        (`kdlib.batched`): CE and KD reduce over the sample axis; each seed's relation terms are
+        the one-seed functions on its own slice (their (N, N) relations need no batching)."""
+        s, t = student_features, teacher_features
         terms = {}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * cross_entropy(logits, y)
+            terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
         if self.kd_weight:
-            terms["kd"] = self.kd_weight * kd_loss(logits, teacher_logits, self.temperature)
+            terms["kd"] = self.kd_weight * kd_loss(student_logits, teacher_logits, self.temperature)
         if self.dist_weight:
-            terms["rkd_d"] = self.dist_weight * rkd_distance_loss(s, t)
+            terms["rkd_d"] = self.dist_weight * _per_seed(rkd_distance_loss, s, t)
         if self.angle_weight:
-            terms["rkd_a"] = self.angle_weight * rkd_angle_loss(s, t, self.angle_max_batch)
+            terms["rkd_a"] = self.angle_weight * _per_seed(
+                lambda a, b: rkd_angle_loss(a, b, self.angle_max_batch), s, t)
         return terms
+
+
+def _per_seed(loss, s, t):
+    """loss(s, t) for (N, D) embeddings; for K stacked seeds' (K, N, D) the (K,) losses of the slices."""
+    return loss(s, t) if s.dim() == 2 else torch.stack([loss(a, b) for a, b in zip(s, t)])
 
 
 @torch.no_grad()
