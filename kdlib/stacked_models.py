@@ -214,6 +214,49 @@ class StackedPatchTransformer(_Stacked):
         return (logits, pooled) if features else logits
 
 
+class StackedGPT2(_Stacked):
+    """K tiny Hugging Face `GPT2LMHeadModel`s of one config (no dropout, tied head, as
+    `kdlib.lm.models.build_lm` makes them): tokens (K, B, T) -> logits (K, B, T, V).
+
+    The model's own operations (causal attention through scaled_dot_product_attention, the tanh
+    GELU of ``gelu_new``, LayerNorm then its affine), stacked over the seed axis: equal to
+    ``model(tokens[k]).logits`` to float32 round-off. Benchmarked in benchmarks/bench_lm.py;
+    the LM chapters still train one seed at a time."""
+
+    def __init__(self, students):
+        super().__init__(students)
+        config = students[0].config
+        if config.activation_function != "gelu_new" or any(
+                getattr(config, f) for f in ("resid_pdrop", "embd_pdrop", "attn_pdrop")):
+            raise ValueError("StackedGPT2: needs gelu_new and no dropout (kdlib.lm.models.build_lm's students)")
+        self.n_layer, self.heads, self.eps = config.n_layer, config.n_head, config.layer_norm_epsilon
+
+    def forward(self, tokens):
+        p = self.__getitem__
+        k_seeds, batch, length = tokens.shape
+        wte = p("transformer.wte.weight")  # (K, V, D), also the tied head
+        vocab, dim = wte.shape[1:]
+        offsets = torch.arange(k_seeds, device=tokens.device).view(-1, 1, 1) * vocab
+        h = F.embedding(tokens + offsets, wte.reshape(k_seeds * vocab, dim))  # seed k's rows of its own table
+        h = h + p("transformer.wpe.weight")[:, None, :length]
+        hd = dim // self.heads
+        for i in range(self.n_layer):
+            b = f"transformer.h.{i}."
+
+            def conv1d(x, name):  # HF Conv1D: y = x W + b with W (in, out)
+                return linear(x, p(b + name + ".weight").transpose(1, 2), p(b + name + ".bias"))
+            a = _layer_norm(h, p(b + "ln_1.weight"), p(b + "ln_1.bias"), self.eps)
+            q, k, v = conv1d(a, "attn.c_attn").chunk(3, -1)
+            q, k, v = (t.reshape(k_seeds * batch, length, self.heads, hd).transpose(1, 2) for t in (q, k, v))
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            att = att.transpose(1, 2).reshape(k_seeds, batch, length, dim)
+            h = h + conv1d(att, "attn.c_proj")
+            m = _layer_norm(h, p(b + "ln_2.weight"), p(b + "ln_2.bias"), self.eps)
+            h = h + conv1d(F.gelu(conv1d(m, "mlp.c_fc"), approximate="tanh"), "mlp.c_proj")
+        h = _layer_norm(h, p("transformer.ln_f.weight"), p("transformer.ln_f.bias"), self.eps)
+        return torch.bmm(h.reshape(k_seeds, batch * length, dim), wte.transpose(1, 2)).view(k_seeds, batch, length, vocab)
+
+
 STACKED = {MLP: StackedMLP, CNN1D: StackedCNN1D, PatchTransformer: StackedPatchTransformer}
 
 
