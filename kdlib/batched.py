@@ -15,12 +15,13 @@ so one optimiser over the stacked parameters steps each seed as its own optimise
 
 Result, per student family (tests/test_batched.py, tests/test_stacked_models.py):
 
-* `MLP` with a logits-only method: the same students and histories as one `train` per seed,
-  bit for bit at one thread;
-* `CNN1D`, `PatchTransformer` (logits-only methods) and relation methods through
-  ``terms_from_outputs`` (RKD on an MLP or CNN1D; the frozen teacher's embeddings are computed
-  once per subset, like its logits): equal to float32 round-off, not bit for bit (the same sums
-  in another order), so the same test predictions after a short run, not identical weights.
+* `MLP` with a logits-only method, or with RKD through ``terms_from_outputs`` (the frozen
+  teacher's embeddings computed once per subset, like its logits): the same students and
+  histories as one `train` per seed, bit for bit at one thread;
+* `CNN1D` and `PatchTransformer` (logits-only methods, or RKD on a CNN1D): equal to float32
+  round-off, not bit for bit (the same sums in another order), so the same test predictions
+  after a short run, not identical weights; over a long run with Adam the round-off grows
+  like any perturbation of training, and a seed's accuracy may differ by a test sample or so.
 
 `make bench` prints each family's speed-up over one `train` per seed and its share of the machine's
 GEMM peak (benchmarks/bench_train.py).

@@ -1,5 +1,6 @@
-"""The CNN1D, PatchTransformer and relation-method (RKD) seeds of a recipe trained as one computation
-== one `train` per seed, to float32 round-off (the MLP + logits path is bit-identical: test_batched.py).
+"""The CNN1D and PatchTransformer seeds of a recipe trained as one computation == one `train` per seed,
+to float32 round-off; RKD through `terms_from_outputs` on MLPs bit for bit, like the MLP + logits path
+(test_batched.py), and on CNN1Ds to round-off.
 
 Tolerances. The stacked models compute the same sums as the one-seed models in another order
 (im2col + bmm for oneDNN's convolution, LayerNorm then its affine instead of the fused kernel, bmm
@@ -120,6 +121,23 @@ def test_new_families_batch_to_round_off(mnist1d, teacher, case, optimizer):
                 torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
         with torch.no_grad():
             assert torch.equal(a(x).argmax(-1), b(x).argmax(-1))
+
+
+@pytest.mark.parametrize("method", [RKD(), RKD(kd_weight=0.5, ce_weight=0.5), RKD(dist_weight=0.0)],
+                         ids=["ce-d-a", "kd-ce-d-a", "ce-a"])
+def test_rkd_on_mlps_batches_bit_for_bit(mnist1d, teacher, method):
+    """The stacked MLP is bit-identical, each seed's relation terms are its one-seed functions on its own
+    slice, and the frozen CNN1D teacher's cached outputs are the ones it gives per batch: so the seeds
+    of an RKD recipe on MLPs equal one `train` per seed exactly (at one thread)."""
+    make_student = STUDENTS["mlp"]
+    recipe = dict(epochs=2, batch_size=64, optimizer="adam", lr=1e-2)
+    students, histories = train_seeds(make_student, method, _subset(mnist1d), SEEDS, teacher=teacher,
+                                      progress=False, **recipe)
+    ref_students, ref_histories = _reference(make_student, method, _subset(mnist1d), teacher, **recipe)
+    for a, b in zip(students, ref_students):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert torch.equal(p, q), f"{name} differs by {(p - q).abs().max():.3g}"
+    assert histories == ref_histories
 
 
 def test_rkd_terms_from_outputs_is_its_forward_and_per_seed_on_stacks(mnist1d, teacher):

@@ -47,8 +47,11 @@ class RKD(Method):
     def terms_from_outputs(self, student_logits, student_features, teacher_logits, teacher_features, target):
         """The terms from the logits and the (N, D) embeddings, or from K seeds' (K, N, D) stacks
         (`kdlib.batched`): CE and KD reduce over the sample axis; each seed's relation terms are
-        the one-seed functions on its own slice (their (N, N) relations need no batching)."""
+        the one-seed functions on its own slice (their (N, N) relations need no batching), so
+        on an MLP each seed's terms and gradients are its one-seed ones bit for bit."""
         s, t = student_features, teacher_features
+        if s.dim() == 3:  # K seeds: one slice per seed, shared by both relations, so each seed's gradient
+            s, t = s.unbind(0), t.unbind(0)  # sums their contributions exactly as its one-seed graph does
         terms = {}
         if self.ce_weight:
             terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
@@ -63,8 +66,8 @@ class RKD(Method):
 
 
 def _per_seed(loss, s, t):
-    """loss(s, t) for (N, D) embeddings; for K stacked seeds' (K, N, D) the (K,) losses of the slices."""
-    return loss(s, t) if s.dim() == 2 else torch.stack([loss(a, b) for a, b in zip(s, t)])
+    """loss(s, t) for (N, D) embeddings; for K seeds' slices (tuples of (N, D)) the (K,) losses."""
+    return loss(s, t) if isinstance(s, torch.Tensor) else torch.stack([loss(a, b) for a, b in zip(s, t)])
 
 
 @torch.no_grad()
