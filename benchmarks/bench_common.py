@@ -45,7 +45,7 @@ def family_line(k: int, family: str, ratio: float, pct: float, equal: bool) -> s
             f"per-seed metrics equal: {equal}")
 
 
-def where_time_goes(fn, top: int = 6) -> str:
+def where_time_goes(fn, top: int = 6, what: str = "") -> str:
     """One line: the shares of fn()'s CPU time by op (self time), and the optimiser's share (inclusive)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -57,4 +57,4 @@ def where_time_goes(fn, top: int = 6) -> str:
     ops = sorted((e for e in events if not e.key.startswith(("Optimizer", "ProfilerStep"))),
                  key=lambda e: -e.self_cpu_time_total)[:top]
     shares = ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %" for e in ops)
-    return f"  where the batched time goes (torch.profiler, self CPU time): optimizer step {100 * optim / total:.0f} % in all; {shares}"
+    return f"  where the batched time goes (torch.profiler, self CPU time{what}): optimizer step {100 * optim / total:.0f} % in all; {shares}"

@@ -35,7 +35,13 @@ from bench_common import count_flops, family_line, gemm_peak, where_time_goes
 from kdlib.lm import metrics
 from kdlib.lm.cache import EvalSet, SeedBatches
 from kdlib.lm.methods import DIVERGENCES, SFT, TokenKD
-from kdlib.lm.models import STUDENTS, TEACHERS, build_lm, count_parameters, oracle_stream
+from kdlib.lm.models import (
+    STUDENTS,
+    TEACHERS,
+    build_lm,
+    count_parameters,
+    oracle_stream,
+)
 from kdlib.lm.oracle import MixtureHMMOracle
 from kdlib.lm.sampling import sample
 from kdlib.losses import kd_loss
@@ -218,7 +224,7 @@ def batched_seeds(args):
     print(f"  (float32 round-off: golden FKL to 4 digits, top-1 predictions identical; "
           f"{flops / bat_s / 1e9:.1f} GFLOP/s useful)")
     if ratio < 4 and pct < 50:
-        print(where_time_goes(lambda: batched(min(n_steps, 10))))
+        print(where_time_goes(lambda: batched(min(n_steps, 10)), what=f", {min(n_steps, 10)} steps"))
 
 
 def main():

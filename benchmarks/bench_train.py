@@ -25,20 +25,18 @@ kernel's share of a batched step in the same run.
 import argparse
 import time
 
-from bench_common import count_flops, family_line, gemm_peak, where_time_goes
-
 import torch
 import torch.nn.functional as F
+from bench_common import count_flops, family_line, gemm_peak, where_time_goes
 from torch.utils.data import DataLoader, TensorDataset
 
 from kdlib import data, repro
-from kdlib.losses import kd_loss
-from kdlib.methods import CE, KD
-from kdlib.models import MLP
 from kdlib.batched import train_seeds, why_sequential
 from kdlib.hooks import capture
+from kdlib.losses import kd_loss
+from kdlib.methods import CE, KD
 from kdlib.methods.rkd import RKD
-from kdlib.models import CNN1D
+from kdlib.models import CNN1D, MLP
 from kdlib.models.transformer import PatchTransformer
 from kdlib.tasks import make_model
 from kdlib.train import evaluate, train
@@ -274,7 +272,8 @@ def families(args):
               "useful)")
         if ratio < 4 and pct < 50:
             print(where_time_goes(lambda: train_seeds(make_student, method, lambda s: train_set, seeds,
-                                                      **{**recipe, "epochs": 1})))
+                                                      **{**recipe, "epochs": 1}),
+                                  what=", one epoch, the teacher's outputs computed once included"))
 
 
 def step_flops(student, method, teacher, x, y):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from .hooks import capture
@@ -148,11 +147,17 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-        if outputs:  # and its embedding at teacher_layer, flattened: (K, N, Dt)
-            ts, tf = map(torch.stack, zip(*[_teacher_outputs(teacher, d[0].to(device), method.teacher_layer)
-                                           for d in datas]))
-        else:
-            ts = torch.stack([teacher_logits(teacher, d[0].to(device)) for d in datas])
+        once = {}  # seeds sharing one training set (the same tensor) share its teacher outputs
+
+        def outputs_on(x):  # datas keeps every x alive, so its id names it
+            if id(x) not in once:
+                on = x.to(device)
+                once[id(x)] = (_teacher_outputs(teacher, on, method.teacher_layer) if outputs  # + embedding (N, Dt)
+                               else (teacher_logits(teacher, on),))
+            return once[id(x)]
+        per_seed = [outputs_on(d[0]) for d in datas]
+        ts = torch.stack([o[0] for o in per_seed])
+        tf = torch.stack([o[1] for o in per_seed]) if outputs else None
     stacked = stack(students).to(device)
     method.to(device).train()
     method.epochs = epochs
@@ -188,7 +193,8 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
             # the method's own terms on the (K, B, C) stacks: each reduces over the samples, name -> (K,)
             if outputs:
                 logits, features = stacked(xe[:, batch], features=True)
-                terms = method.terms_from_outputs(logits, features, t_logits, tfe[:, batch], ye[:, batch])
+                terms = method.terms_from_outputs(logits, features, t_logits, None if tfe is None else tfe[:, batch],
+                                                  ye[:, batch])
             else:
                 terms = method.terms_from_logits(stacked(xe[:, batch]), t_logits, ye[:, batch])
             if step == 0:

@@ -240,19 +240,19 @@ class StackedGPT2(_Stacked):
         h = F.embedding(tokens + offsets, wte.reshape(k_seeds * vocab, dim))  # seed k's rows of its own table
         h = h + p("transformer.wpe.weight")[:, None, :length]
         hd = dim // self.heads
+        def conv1d(x, name):  # HF Conv1D: y = x W + b with W (in, out)
+            return linear(x, p(name + ".weight").transpose(1, 2), p(name + ".bias"))
+
         for i in range(self.n_layer):
             b = f"transformer.h.{i}."
-
-            def conv1d(x, name):  # HF Conv1D: y = x W + b with W (in, out)
-                return linear(x, p(b + name + ".weight").transpose(1, 2), p(b + name + ".bias"))
             a = _layer_norm(h, p(b + "ln_1.weight"), p(b + "ln_1.bias"), self.eps)
-            q, k, v = conv1d(a, "attn.c_attn").chunk(3, -1)
+            q, k, v = conv1d(a, b + "attn.c_attn").chunk(3, -1)
             q, k, v = (t.reshape(k_seeds * batch, length, self.heads, hd).transpose(1, 2) for t in (q, k, v))
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             att = att.transpose(1, 2).reshape(k_seeds, batch, length, dim)
-            h = h + conv1d(att, "attn.c_proj")
+            h = h + conv1d(att, b + "attn.c_proj")
             m = _layer_norm(h, p(b + "ln_2.weight"), p(b + "ln_2.bias"), self.eps)
-            h = h + conv1d(F.gelu(conv1d(m, "mlp.c_fc"), approximate="tanh"), "mlp.c_proj")
+            h = h + conv1d(F.gelu(conv1d(m, b + "mlp.c_fc"), approximate="tanh"), b + "mlp.c_proj")
         h = _layer_norm(h, p("transformer.ln_f.weight"), p("transformer.ln_f.bias"), self.eps)
         return torch.bmm(h.reshape(k_seeds, batch * length, dim), wte.transpose(1, 2)).view(k_seeds, batch, length, vocab)
 

@@ -176,3 +176,20 @@ def test_what_the_new_families_still_do_not_batch(mnist1d):
     assert "logits-only" in why_sequential(cnn, EmbeddingMSE(125, 125), datas)  # a projector: trainable parts
     assert "differ in class" in why_not_stackable([cnn[0], STUDENTS["mlp"](0)])
     assert why_not_stackable([MLP(40, (8,)), MLP(40, (8,))]) is None
+
+
+def test_seeds_sharing_a_training_set_share_the_teachers_outputs(mnist1d, teacher):
+    """A chapter's ``lambda seed: task.train`` hands every seed the same tensors: the frozen teacher then
+    runs once over them, not once per seed, and the students stay bit-identical to one `train` per seed."""
+    shared = tuple(t[:300] for t in mnist1d["train"])
+    calls = []
+    handle = teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    try:
+        batched = train_seeds(STUDENTS["mlp"], RKD(), lambda s: shared, SEEDS, teacher=teacher, epochs=1,
+                              batch_size=100, progress=False)
+    finally:
+        handle.remove()
+    assert calls == [300]
+    reference = _reference(STUDENTS["mlp"], RKD(), lambda s: shared, teacher, epochs=1, batch_size=100)
+    for a, b in zip(batched[0], reference[0]):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
