@@ -9,10 +9,17 @@ seeds, where the one-seed loop runs K small ones.
 
 * `StackedMLP` (kdlib `MLP`): bit-identical to K `MLP`s, forward and backward (at one thread;
   tests/test_batched.py).
-* `StackedCNN1D` (`CNN1D`) and `StackedPatchTransformer` (`PatchTransformer`): the same
-  arithmetic summed in another order (im2col + bmm instead of oneDNN's convolution, LayerNorm
-  without its fused affine), so seed k's logits and gradients equal its own model's to float32
-  round-off (a few ulp; tests/test_stacked_models.py), not bit for bit.
+* `StackedCNN1D` (`CNN1D`), `StackedPatchTransformer` (`PatchTransformer`) and `StackedGPT2`
+  (the tiny Hugging Face GPT-2 students of `kdlib.lm.models`, benchmarked only): the same
+  arithmetic summed in another order (im2col + bmm instead of oneDNN's convolution, bmm
+  backward instead of addmm's, LayerNorm then its affine instead of the fused kernel), so seed
+  k's logits and gradients equal its own model's to float32 round-off (<= ~1e-6 of each
+  tensor's largest entry; tests/test_stacked_models.py), not bit for bit.
+
+Where a batched step's time goes at the book's sizes (one thread, K = 10; `make bench`): the
+matmuls are thin (25 to 128 channels), so elementwise work, im2col copies, the per-sequence
+attention kernel (P = 10 tokens, 8-dim heads: its cost is per sequence, batching does not
+shrink it) and the optimiser take most of it, not GEMM.
 
 ``copy_to(students)`` writes seed k's trained parameters back into students[k].
 """
