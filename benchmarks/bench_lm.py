@@ -15,21 +15,38 @@ no zoo is needed.
 Prints both times, their ratio (the target of issue #8 is >= 2x for student training), and
 whether the students' parameters and metrics are identical. ``--throughput`` also prints the
 tokens/s of the model ladder and the KV-cached sampler's speed-up.
-Usage: python benchmarks/bench_lm.py [--steps 60] [--eval 512] [--throughput]
+
+Then the LM family line of `make bench` (issue #18): --seeds K GPT-2 xs students, each with its own
+init, batches and teacher logits (``SeedBatches(seed=40_000 + seed)``), trained with forward KL
+for --steps updates (AdamW 3e-3, cosine) as one computation (`kdlib.stacked_models.StackedGPT2`)
+vs one `train` per seed, and where the batched step's time goes. Equal to float32 round-off, not
+bit for bit: "per-seed metrics equal" means every seed's golden forward KL on the evaluation set
+agrees to 4 significant digits and its top-1 next-token predictions are identical. The LM chapters
+keep training one seed at a time (the batched step is not >= 4x faster: see the printed profile).
+Usage: python benchmarks/bench_lm.py [--steps 60] [--eval 512] [--seeds 10] [--throughput]
 """
 
 import argparse
 import time
 
 import torch
+from bench_common import count_flops, family_line, gemm_peak, where_time_goes
 
 from kdlib.lm import metrics
 from kdlib.lm.cache import EvalSet, SeedBatches
 from kdlib.lm.methods import DIVERGENCES, SFT, TokenKD
-from kdlib.lm.models import STUDENTS, TEACHERS, build_lm, count_parameters, oracle_stream
+from kdlib.lm.models import (
+    STUDENTS,
+    TEACHERS,
+    build_lm,
+    count_parameters,
+    oracle_stream,
+)
 from kdlib.lm.oracle import MixtureHMMOracle
 from kdlib.lm.sampling import sample
-from kdlib.train import train
+from kdlib.losses import kd_loss
+from kdlib.stacked_models import StackedGPT2
+from kdlib.train import _lr_factor, _make_optimizer, train
 
 OBJECTIVES = ["sft", *DIVERGENCES]
 
@@ -134,6 +151,82 @@ def throughput(args):
           f"without {times[False]:.3f}s, ratio {times[False] / times[True]:.1f}x")
 
 
+LM_RECIPE = dict(lr=3e-3, optimizer="adamw", lr_schedule="cosine")
+
+
+def train_stacked_lm(students, streams, n_vocab, steps):
+    """`train`'s loop with TokenKD("fkl") for K GPT-2 students as one computation: seed k's batch and
+    teacher logits are streams[k]'s, its loss its own (kd_loss reduces each seed's masked tokens)."""
+    stacked = StackedGPT2(students)
+    opt = _make_optimizer(list(stacked.parameters()), LM_RECIPE["optimizer"], LM_RECIPE["lr"], 0.9, 0.0)
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = LM_RECIPE["lr"] * _lr_factor(step / steps, 0, LM_RECIPE["lr_schedule"], None, 0.1)
+        batches = [stream(step, None) for stream in streams]
+        tokens = torch.stack([b["tokens"] for b in batches])  # (K, B, T)
+        t_logits = torch.stack([b["teacher_logits"] for b in batches])[:, :, :-1]  # as next_token_view
+        mask = torch.stack([b["mask"] for b in batches])[:, :, 1:].bool()
+        logits = stacked(tokens)[..., :n_vocab].float()[:, :, :-1]
+        loss = kd_loss(logits, t_logits, 1.0, mask=mask)  # (K,): each seed's masked token mean
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+    stacked.copy_to(students)
+    return students
+
+
+def batched_seeds(args):
+    """K LM students (forward KL on the oracle world) as one computation vs one `train` per seed."""
+    k, n_steps = args.seeds, args.steps
+    oracle = MixtureHMMOracle(seed=0)
+    teacher = build_lm(vocab_size=oracle.vocab_size, seed=0, **TEACHERS["small"]).eval()
+    n = oracle.n_vocab
+    streams = [SeedBatches(oracle_stream(oracle, args.batch_size, args.seq_len), seed=40_000 + s, teacher=teacher,
+                           n_vocab=n) for s in range(k)]
+    for stream in streams:  # drawn once, outside the timings: both paths replay the same batches
+        for step in range(n_steps):
+            stream(step, None)
+
+    def make(seed):
+        return build_lm(vocab_size=oracle.vocab_size, seed=seed, **STUDENTS["xs"])
+
+    def loop():
+        students = [make(s) for s in range(k)]
+        for s, student in enumerate(students):
+            train(student, TokenKD(n, "fkl"), streams[s], teacher=teacher, steps=n_steps, seed=s, progress=False,
+                  **LM_RECIPE)
+        return students
+
+    def batched(steps=n_steps):
+        return train_stacked_lm([make(s) for s in range(k)], streams, n, steps)
+
+    loop()  # warm-up (the first HF forward pays one-off costs)
+    start = time.perf_counter()
+    seq = loop()
+    seq_s = time.perf_counter() - start
+    start = time.perf_counter()
+    bat = batched()
+    bat_s = time.perf_counter() - start
+    ev = EvalSet(oracle, oracle.sample(args.eval, 48, generator=torch.Generator().manual_seed(10_001)), 17)
+    equal = True
+    for a, b in zip(seq, bat):
+        lp_a, lp_b = ev.logprobs(a), ev.logprobs(b)
+        equal &= f"{ev.golden_token_kl(lp_a):.4g}" == f"{ev.golden_token_kl(lp_b):.4g}"
+        equal &= torch.equal(lp_a.argmax(-1), lp_b.argmax(-1))
+    one = streams[0](0, None)
+    student, method = make(0), TokenKD(n, "fkl")
+    flops = k * n_steps * count_flops(lambda: method(student, teacher, one)[method.divergence].backward())
+    peak = gemm_peak()
+    ratio, pct = seq_s / bat_s, 100 * flops / bat_s / peak
+    print(f"\nK = {k} LM students (GPT-2 xs, forward KL, {n_steps} steps of {args.batch_size} x {args.seq_len} "
+          f"tokens): one train per seed {seq_s:.2f} s, batched {bat_s:.2f} s; GEMM peak {peak / 1e9:.1f} GFLOP/s")
+    print(family_line(k, "lm", ratio, pct, equal))
+    print(f"  (float32 round-off: golden FKL to 4 digits, top-1 predictions identical; "
+          f"{flops / bat_s / 1e9:.1f} GFLOP/s useful)")
+    if ratio < 4 and pct < 50:
+        print(where_time_goes(lambda: batched(min(n_steps, 10)), what=f", {min(n_steps, 10)} steps"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=60)
@@ -141,10 +234,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=10, help="K of the batched-seeds line")
     parser.add_argument("--throughput", action="store_true", help="also the model ladder's tokens/s")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     caching(args)
+    batched_seeds(args)
     if args.throughput:
         throughput(args)
 

@@ -1,22 +1,35 @@
-"""The K seeds of one recipe trained as one batched computation (the cpu profile's MLP students).
+"""The K seeds of one recipe trained as one batched computation (the cpu profile's students).
 
-A chapter trains the same recipe for K seeds; for the digits MLPs one step of one seed is
-a few tiny matmuls, so the time goes into Python and per-op overhead, not arithmetic.
-`train_seeds` stacks the K students' parameters (weights (K, out, in)) and takes one step
-for all seeds at once. Each seed keeps everything that makes it a seed: its own
-initialisation (exactly ``make_student(seed)``), its own training subset, its own batch
-order (``torch.Generator().manual_seed(seed)``, drawn exactly as `train` draws it) and its
-own loss (the method's pure ``terms_from_logits``, called on the (K, B, C) stacks: every loss
-reduces over the sample axis only, so each term is (K,); the per-seed losses summed, so each
-seed's gradient is exactly its own loss's gradient). Adam, AdamW
-and SGD are elementwise, so one optimiser over the stacked parameters steps each seed as
-its own optimiser would. Result: the same students and histories as one `train` per seed,
-bit for bit at one thread (tests/test_batched.py); `make bench` prints the speed-up over
-one `train` per seed (benchmarks/bench_train.py).
+A chapter trains the same recipe for K seeds; for the book's small students one step of one seed
+is a few small matmuls, so the time goes into Python and per-op overhead, not arithmetic.
+`train_seeds` stacks the K students' parameters (`kdlib.stacked_models`: weights (K, out, in),
+convolutions as im2col + batched matmul, attention on K * B sequences) and takes one step for all
+seeds at once. Each seed keeps everything that makes it a seed: its own initialisation (exactly
+``make_student(seed)``), its own training subset, its own batch order
+(``torch.Generator().manual_seed(seed)``, drawn exactly as `train` draws it) and its own loss (the
+method's pure ``terms_from_logits``, or ``terms_from_outputs`` for a method that hooks the
+student's and teacher's ``features`` embedding, such as RKD, called on the (K, B, ...) stacks:
+every loss reduces over the sample axis only, so each term is (K,); the per-seed losses summed,
+so each seed's gradient is exactly its own loss's gradient). Adam, AdamW and SGD are elementwise,
+so one optimiser over the stacked parameters steps each seed as its own optimiser would.
 
-Anything else (a method that needs features, extra modules, random draws or a custom
-backward; dropout or BatchNorm; augmentation; a CNN) takes the one-seed loop, per seed,
-with the same return format: `train` stays the reference.
+Result, per student family (tests/test_batched.py, tests/test_stacked_models.py):
+
+* `MLP` with a logits-only method, or with RKD through ``terms_from_outputs`` (the frozen
+  teacher's embeddings computed once per subset, like its logits): the same students and
+  histories as one `train` per seed, bit for bit at one thread;
+* `CNN1D` and `PatchTransformer` (logits-only methods, or RKD on a CNN1D): equal to float32
+  round-off, not bit for bit (the same sums in another order), so the same test predictions
+  after a short run, not identical weights; over a long run with Adam the round-off grows
+  like any perturbation of training, and a seed's accuracy may differ by a test sample or so.
+
+`make bench` prints each family's speed-up over one `train` per seed and its share of the machine's
+GEMM peak (benchmarks/bench_train.py).
+
+Anything else (a method with trainable parts, random draws or a custom backward, or hooking a
+layer other than ``features``; dropout or BatchNorm; augmentation; other architectures) takes the
+one-seed loop, per seed, with the same return format and `why_sequential` naming the reason:
+`train` stays the reference.
 """
 
 from __future__ import annotations
@@ -24,71 +37,30 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from .hooks import capture
 from .method import Method
-from .models.small import MLP
+from .stacked_models import StackedMLP, stack, why_not_stackable  # noqa: F401 (StackedMLP re-exported)
 from .train import _lr_factor, _make_optimizer, batches_per_epoch, teacher_logits, train
 
 
-class _StackedLinear(torch.autograd.Function):
-    """K linear layers at once, y_k = x_k W_k^T + b_k, slice for slice as F.linear computes it.
-
-    x (K, B, in), weight (K, out, in), bias (K, out) -> (K, B, out). On the CPU F.linear is
-    addmm(b, x, W^T), whose backward forms grad_W = grad^T x (in W's orientation) and
-    grad_x = grad W. Autograd through baddbmm would form grad_W as (x^T grad)^T, which rounds
-    differently in the last bit; so the backward is written out here, and each seed's
-    gradient equals the one-seed loop's bit for bit (tested).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)
-
-
-class StackedMLP(nn.Module):
-    """K `MLP`s of one shape as stacked parameters: layer i has weight (K, out, in) and bias (K, out)."""
-
-    def __init__(self, students):
-        super().__init__()
-        layers = [_linears(s) for s in students]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([ls[i].weight.detach() for ls in layers])) for i in range(len(layers[0])))
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([ls[i].bias.detach() for ls in layers])) for i in range(len(layers[0])))
-
-    def forward(self, x):
-        """(K, B, in_dim) -> (K, B, num_classes): Linear, ReLU, ..., Linear, as `MLP.forward`."""
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = _StackedLinear.apply(torch.relu(x) if i else x, weight, bias)
-        return x
-
-    @torch.no_grad()
-    def copy_to(self, students):
-        """Write seed k's trained parameters into students[k] (ordinary `MLP`s)."""
-        for k, student in enumerate(students):
-            for layer, weight, bias in zip(_linears(student), self.weights, self.biases):
-                layer.weight.copy_(weight[k])
-                layer.bias.copy_(bias[k])
-
-
-def _linears(student):
-    return [m for m in student.modules() if isinstance(m, nn.Linear)]
+@torch.no_grad()
+def _teacher_outputs(teacher, x, layer, batch_size: int = 2048):
+    """The frozen teacher's logits and flattened embedding at `layer` on all of x, once (eval mode)."""
+    logits, features = [], []
+    with capture(teacher, [layer]) as h:
+        for i in range(0, len(x), batch_size):
+            logits.append(teacher(x[i:i + batch_size]))
+            features.append(h[layer].flatten(1))
+    return torch.cat(logits), torch.cat(features)
 
 
 def _check_stacked(method, terms, k_seeds):
     """One line naming the method and term whose value is not one number per seed."""
     for name, value in terms.items():
         if tuple(value.shape) != (k_seeds,):
-            raise ValueError(f"{type(method).__name__}.terms_from_logits: term {name!r} has shape "
+            raise ValueError(f"{type(method).__name__}.terms_from_{'logits' if method.logits_only else 'outputs'}: term {name!r} has shape "
                              f"{tuple(value.shape)} on {k_seeds} stacked seeds, expected ({k_seeds},): "
                              "reduce over the sample axis only (mean(-1)), as kdlib.losses does")
 
@@ -101,18 +73,16 @@ def why_sequential(students, method, datas, augment=None, amp: bool = False) -> 
         return "augmentation (inputs change every epoch)"
     if amp:
         return "amp"
-    if not (isinstance(method, Method) and method.logits_only):
-        return f"{type(method).__name__} is not logits-only (no terms_from_logits, or its own forward/backward)"
+    if not (isinstance(method, Method) and (method.logits_only or method.outputs_only)):
+        return (f"{type(method).__name__} is not logits-only (no terms_from_logits or terms_from_outputs, "
+                "or its own forward/backward)")
     if any(True for _ in method.parameters()) or any(True for _ in method.buffers()):
         return f"{type(method).__name__} has trainable parts or buffers"
-    for student in students:
-        if type(student) is not MLP:
-            return f"{type(student).__name__} is not a kdlib MLP"
-        if any(not isinstance(m, (MLP, nn.Sequential, nn.Linear, nn.ReLU)) for m in student.modules()):
-            return "the MLP has layers other than Linear and ReLU (dropout)"
-    shapes = {tuple(tuple(p.shape) for p in s.parameters()) for s in students}
-    if len(shapes) > 1:
-        return "the students differ in shape"
+    if not method.logits_only and getattr(method, "layer", None) != "features":
+        return f"{type(method).__name__} hooks the student's {getattr(method, 'layer', None)!r}, not 'features'"
+    reason = why_not_stackable(students)
+    if reason is not None:
+        return reason
     if len({len(d[0]) for d in datas}) > 1:
         return "the training subsets differ in size"
     return None
@@ -125,7 +95,8 @@ def train_seeds(make_student, method, data_for_seed, seeds, *, teacher=None, epo
                 batched: bool = True, progress: bool = True, desc: str | None = None):
     """Train one student per seed; return ``(students, histories)``, lists in the order of `seeds`.
 
-    Equal, bit for bit at one thread, to::
+    Equal (bit for bit at one thread for MLPs and logits-only methods, to float32 round-off for the
+    other batched families: see the module docstring) to::
 
         students = [make_student(s) for s in seeds]
         histories = [train(st, method, data_for_seed(s), teacher=teacher, seed=s, epochs=epochs, ...)
@@ -137,8 +108,9 @@ def train_seeds(make_student, method, data_for_seed, seeds, *, teacher=None, epo
         parts are never shared), or ``make_method(seed) -> Method``.
     data_for_seed(seed) -> ``(x, y, ...)`` tensors: the seed's training set (its subset).
     batched=False forces the one-seed loop. The batched path is taken when `why_sequential`
-    returns None: logits-only method without parameters, MLP students without dropout,
-    subsets of equal size, no augmentation, no amp. The other arguments are `train`'s.
+    returns None: a logits-only method, or one with ``terms_from_outputs`` hooking ``features``,
+    without parameters; MLP, CNN1D or PatchTransformer students without dropout; subsets of
+    equal size; no augmentation, no amp. The other arguments are `train`'s.
     """
     seeds = list(seeds)
     students = [make_student(s) for s in seeds]
@@ -161,7 +133,7 @@ def train_seeds(make_student, method, data_for_seed, seeds, *, teacher=None, epo
 
 def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_size, lr, optimizer, momentum,
                    weight_decay, lr_schedule, lr_milestones, lr_gamma, drop_last, device, progress, desc):
-    """`train`'s loop, step for step, for K stacked MLPs (see the module docstring)."""
+    """`train`'s loop, step for step, for K stacked students (see the module docstring)."""
     device = torch.device(device) if device is not None else next(students[0].parameters()).device
     if method.needs_teacher and teacher is None:
         raise ValueError(f"train_seeds: {type(method).__name__} needs a teacher (teacher=None)")
@@ -169,13 +141,24 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     xs = torch.stack([d[0].flatten(1) for d in datas]).to(device)  # (K, N, D), as MLP.forward flattens
     ys = torch.stack([d[1] for d in datas]).to(device)  # (K, N)
-    ts = None
+    ts = tf = None
+    outputs = not method.logits_only  # terms_from_outputs: the student's and teacher's embeddings too
     if method.needs_teacher:  # frozen, inputs fixed: its logits once per seed's subset, (K, N, C)
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-        ts = torch.stack([teacher_logits(teacher, d[0].to(device)) for d in datas])
-    stacked = StackedMLP(students).to(device)
+        once = {}  # seeds sharing one training set (the same tensor) share its teacher outputs
+
+        def outputs_on(x):  # datas keeps every x alive, so its id names it
+            if id(x) not in once:
+                on = x.to(device)
+                once[id(x)] = (_teacher_outputs(teacher, on, method.teacher_layer) if outputs  # + embedding (N, Dt)
+                               else (teacher_logits(teacher, on),))
+            return once[id(x)]
+        per_seed = [outputs_on(d[0]) for d in datas]
+        ts = torch.stack([o[0] for o in per_seed])
+        tf = torch.stack([o[1] for o in per_seed]) if outputs else None
+    stacked = stack(students).to(device)
     method.to(device).train()
     method.epochs = epochs
     opt = _make_optimizer(list(stacked.parameters()), optimizer, lr, momentum, weight_decay)
@@ -196,6 +179,7 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
         perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device) + offsets
         xe, ye = take(xs, perms), take(ys, perms)  # (K, N, D), (K, N)
         te = None if ts is None else take(ts, perms)
+        tfe = None if tf is None else take(tf, perms)
         sums = 0.0  # (1 + terms, K): the loss and each term, summed over the epoch's steps
         for start in range(0, n_per_epoch * batch_size, batch_size):
             batch = slice(start, start + batch_size)  # each seed's own batch, as _batches draws it
@@ -205,9 +189,14 @@ def _train_stacked(students, method, datas, seeds, *, teacher, epochs, batch_siz
                 for group in opt.param_groups:
                     group["lr"] = lr * factor
             method.epoch, method.step = epoch, step
-            logits = stacked(xe[:, batch])
+            t_logits = None if te is None else te[:, batch]
             # the method's own terms on the (K, B, C) stacks: each reduces over the samples, name -> (K,)
-            terms = method.terms_from_logits(logits, None if te is None else te[:, batch], ye[:, batch])
+            if outputs:
+                logits, features = stacked(xe[:, batch], features=True)
+                terms = method.terms_from_outputs(logits, features, t_logits, None if tfe is None else tfe[:, batch],
+                                                  ye[:, batch])
+            else:
+                terms = method.terms_from_logits(stacked(xe[:, batch]), t_logits, ye[:, batch])
             if step == 0:
                 _check_stacked(method, terms, k_seeds)
             loss = sum(terms.values())

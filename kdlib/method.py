@@ -37,6 +37,11 @@ class Method(nn.Module):
     Two hooks of the loop: ``param_groups`` gives the optimiser its parameter groups (a part that
     learns at its own rate gets its own group), and ``self.log(name, value)`` records a value per
     step that is not a loss (an entropy, a norm), which `train` returns beside the terms.
+
+    A method that also needs one embedding of each model (a relation method: RKD), captured by a
+    forward hook on the student's module ``self.layer`` and the teacher's ``self.teacher_layer``,
+    implements the pure ``terms_from_outputs`` and calls it from its ``forward``; `kdlib.batched`
+    then calls the same function on K seeds' stacks (`outputs_only`).
     """
 
     epoch: int = 0
@@ -64,6 +69,22 @@ class Method(nn.Module):
         May read hyperparameters and ``self.epoch`` (warm-ups), nothing else that changes.
         Each term is a mean over the N samples: a scalar for (N, C), (K,) for K stacked seeds."""
         raise NotImplementedError
+
+    def terms_from_outputs(self, student_logits, student_features, teacher_logits, teacher_features,
+                           target) -> dict:
+        """Pure: logits, the flattened embeddings captured at ``self.layer`` (student, (..., N, D)) and
+        ``self.teacher_layer`` (frozen teacher, (..., N, Dt)), labels -> weighted terms.
+
+        The shapes and the reduction are `terms_from_logits`'s: (N, ...) inputs give scalars,
+        K stacked seeds' (K, N, ...) inputs one value per seed, (K,)."""
+        raise NotImplementedError
+
+    @property
+    def outputs_only(self) -> bool:
+        """True when the loss is `terms_from_outputs` of the logits and the hooked embeddings alone
+        (no trainable parts are checked here; the default backward)."""
+        cls = type(self)
+        return cls.terms_from_outputs is not Method.terms_from_outputs and cls.backward is Method.backward
 
     @property
     def logits_only(self) -> bool:

@@ -42,16 +42,32 @@ class RKD(Method):
         with torch.no_grad(), capture(teacher, [self.teacher_layer]) as ht:
             teacher_logits = teacher(x)
         s, t = hs[self.layer].flatten(1), ht[self.teacher_layer].flatten(1).detach()
+        return self.terms_from_outputs(logits, s, teacher_logits, t, y)
+
+    def terms_from_outputs(self, student_logits, student_features, teacher_logits, teacher_features, target):
+        """The terms from the logits and the (N, D) embeddings, or from K seeds' (K, N, D) stacks
+        (`kdlib.batched`): CE and KD reduce over the sample axis; each seed's relation terms are
+        the one-seed functions on its own slice (their (N, N) relations need no batching), so
+        on an MLP each seed's terms and gradients are its one-seed ones bit for bit."""
+        s, t = student_features, teacher_features
+        if s.dim() == 3:  # K seeds: one slice per seed, shared by both relations, so each seed's gradient
+            s, t = s.unbind(0), t.unbind(0)  # sums their contributions exactly as its one-seed graph does
         terms = {}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * cross_entropy(logits, y)
+            terms["ce"] = self.ce_weight * cross_entropy(student_logits, target)
         if self.kd_weight:
-            terms["kd"] = self.kd_weight * kd_loss(logits, teacher_logits, self.temperature)
+            terms["kd"] = self.kd_weight * kd_loss(student_logits, teacher_logits, self.temperature)
         if self.dist_weight:
-            terms["rkd_d"] = self.dist_weight * rkd_distance_loss(s, t)
+            terms["rkd_d"] = self.dist_weight * _per_seed(rkd_distance_loss, s, t)
         if self.angle_weight:
-            terms["rkd_a"] = self.angle_weight * rkd_angle_loss(s, t, self.angle_max_batch)
+            terms["rkd_a"] = self.angle_weight * _per_seed(
+                lambda a, b: rkd_angle_loss(a, b, self.angle_max_batch), s, t)
         return terms
+
+
+def _per_seed(loss, s, t):
+    """loss(s, t) for (N, D) embeddings; for K seeds' slices (tuples of (N, D)) the (K,) losses."""
+    return loss(s, t) if isinstance(s, torch.Tensor) else torch.stack([loss(a, b) for a, b in zip(s, t)])
 
 
 @torch.no_grad()
