@@ -39,21 +39,16 @@ import copy
 import torch
 from tqdm.auto import tqdm
 
-from .hooks import capture
+from .hooks import features
 from .method import Method
 from .stacked_models import StackedMLP, stack, why_not_stackable  # noqa: F401 (StackedMLP re-exported)
 from .train import _lr_factor, _make_optimizer, batches_per_epoch, teacher_logits, train
 
 
-@torch.no_grad()
-def _teacher_outputs(teacher, x, layer, batch_size: int = 2048):
-    """The frozen teacher's logits and flattened embedding at `layer` on all of x, once (eval mode)."""
-    logits, features = [], []
-    with capture(teacher, [layer]) as h:
-        for i in range(0, len(x), batch_size):
-            logits.append(teacher(x[i:i + batch_size]))
-            features.append(h[layer].flatten(1))
-    return torch.cat(logits), torch.cat(features)
+def _teacher_outputs(teacher, x, layer):
+    """The frozen teacher's logits and flattened embedding at `layer` on all of x, once (`hooks.features`)."""
+    logits, outputs = features(teacher, x, [layer])
+    return logits, outputs[layer].flatten(1)
 
 
 def _check_stacked(method, terms, k_seeds):
