@@ -64,3 +64,17 @@ def save_in(root, key, profile, params, *args, **kwargs):
     record = results.envelope(key, profile, params, results.read(path), input_hash="test")
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
+
+
+def one_train_per_seed(seeds, make_student, method, data_for_seed, teacher, **recipe):
+    """What `kdlib.batched.train_seeds` must equal: one `train` per seed, the one loop of the book.
+    Returns (students, histories) in the order of `seeds`."""
+    from kdlib.train import train
+
+    students, histories = [], []
+    for seed in seeds:
+        student = make_student(seed)
+        histories.append(train(student, method, data_for_seed(seed), teacher=teacher, seed=seed,
+                               progress=False, **recipe))
+        students.append(student)
+    return students, histories

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import one_train_per_seed
 
 from kdlib import data
 from kdlib.batched import StackedMLP, train_seeds, why_sequential
@@ -37,14 +38,7 @@ def _student(dropout=0.0):
 
 
 def _reference(make_student, method, data_for_seed, teacher, **recipe):
-    """What train_seeds must equal: one `train` per seed, the one loop of the book."""
-    students, histories = [], []
-    for seed in SEEDS:
-        student = make_student(seed)
-        histories.append(train(student, method, data_for_seed(seed), teacher=teacher, seed=seed,
-                               progress=False, **recipe))
-        students.append(student)
-    return students, histories
+    return one_train_per_seed(SEEDS, make_student, method, data_for_seed, teacher, **recipe)
 
 
 def _assert_same(a, b):

@@ -17,6 +17,7 @@ predictions exactly, not the parameters.
 
 import pytest
 import torch
+from conftest import one_train_per_seed
 
 from kdlib import data, repro
 from kdlib.batched import train_seeds, why_sequential
@@ -26,7 +27,6 @@ from kdlib.models import CNN1D, MLP
 from kdlib.models.transformer import PatchTransformer
 from kdlib.stacked_models import stack, why_not_stackable
 from kdlib.tasks import make_model
-from kdlib.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEEDS = (0, 1, 2)
@@ -91,13 +91,7 @@ def test_stacked_mlp_features_are_the_hooked_ones_bit_for_bit():
 
 
 def _reference(make_student, method, data_for_seed, teacher, **recipe):
-    students, histories = [], []
-    for seed in SEEDS:
-        student = make_student(seed)
-        histories.append(train(student, method, data_for_seed(seed), teacher=teacher, seed=seed, progress=False,
-                               **recipe))
-        students.append(student)
-    return students, histories
+    return one_train_per_seed(SEEDS, make_student, method, data_for_seed, teacher, **recipe)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
