@@ -102,6 +102,13 @@ MNIST1D_SHA256 = "b09ad3e22c854bc5a1948b85c373aab653ceb38c9170f5ed05b7d054e4160d
 MNIST1D_VAL_SIZE = 500  # carved from the 4,000 training signals, stratified: 3,500 / 500 / 1,000
 MNIST1D_SPLIT_SEED = 0
 MNIST1D_SHIFT_SEED = 1  # shifted sets are fresh draws (the package's own seed is 42), unless seed= is given
+# The teachers' draw: the same generator and arguments, another seed, 25,000 signals of which the
+# package keeps 20,000 for training. A teacher trained on it has never seen a student's input, so its
+# soft labels on those inputs are not the memorised one-hots of a teacher trained on them (protocol v2,
+# world design: on the students' own split the CNN1D reaches 100 % train accuracy and a mean top
+# probability of 0.99996 at T = 1 on the students' inputs).
+MNIST1D_TEACHER_SEED = 2
+MNIST1D_TEACHER_SAMPLES = 25_000
 _MNIST1D_KEYS = ("x", "y", "x_test", "y_test")  # the package's names; the checksum covers them in this order
 
 
@@ -215,6 +222,19 @@ def mnist1d_shifted(val_size: int = MNIST1D_VAL_SIZE, split_seed: int = MNIST1D_
     """
     overrides.setdefault("seed", MNIST1D_SHIFT_SEED)
     return _mnist1d_splits(_mnist1d_arrays(mnist1d_args(**overrides)), val_size, split_seed)
+
+
+def mnist1d_teacher(val_size: int = MNIST1D_VAL_SIZE, split_seed: int = MNIST1D_SPLIT_SEED) -> dict:
+    """The split the book's MNIST-1D teachers train on: 20,000 signals of a disjoint draw.
+
+    Same generator and arguments as `mnist1d` with seed MNIST1D_TEACHER_SEED; `val_size` signals are
+    carved from its training part as in `mnist1d`; "test" is the students' test set (the book's 1,000
+    test signals), so a teacher's reported accuracy is on the same signals as its students'.
+    """
+    splits = _mnist1d_splits(_mnist1d_arrays(mnist1d_args(num_samples=MNIST1D_TEACHER_SAMPLES,
+                                                          seed=MNIST1D_TEACHER_SEED)), val_size, split_seed)
+    splits["test"] = mnist1d(val_size, split_seed)["test"]
+    return splits
 
 
 # ---------------------------------------------------------------- CIFAR-100 (paper profile)

@@ -6,7 +6,8 @@ number of confirmatory seeds from the pilot (`kdlib.results.pilot_record`), and 
 from a tidy frame of per-seed metrics. One frame row per (seed, configuration).
 
     CLAIMS = [Claim("dkd_beats_kd", "DKD beats KD on test accuracy", paper="73.33 → 76.32",
-                    a="DKD", b="KD", delta=0.5, delta_why="...")]
+                    a="DKD", b="KD", delta=0.5, delta_source="paper", paper_effect=1.03,
+                    delta_why="below the smallest DKD − KD gain of the README's table (1.03, resnet110→32)")]
     pilot = prereg.pilot(CLAIMS, pilot_frame)            # seeds the pilot asks for
     claims = prereg.claims(CLAIMS, frame)                 # raw statistics; results.save decides
 """
@@ -41,6 +42,15 @@ class Claim:
     metric: str = ""
     unit: str = "points"
     by: str = "method"
+    delta_source: str = ""  # 'paper' (bounded by paper_effect) or 'book' (delta_rule names a rule)
+    paper_effect: float | None = None  # the smallest verified effect of this comparison in the paper
+    delta_rule: str = ""  # one of kdlib.results.DELTA_RULES when delta_source == 'book'
+    exact: bool = False  # a deterministic quantity: the same difference for every seed
+
+    def __post_init__(self):
+        results._check(self.id, self.kind, self.direction, self.delta, self.delta_why)
+        results._check_delta_source(self.id, float(self.delta), self.delta_source, self.paper_effect,
+                                    self.delta_rule or None)
 
 
 def _select(frame, where, by):
@@ -77,7 +87,9 @@ def claims(specs, frame) -> list[dict]:
     for s in specs:
         a, b = paired_values(s, frame)
         out.append(results.claim(s.id, s.text, s.paper, a, b, kind=s.kind, direction=s.direction, delta=s.delta,
-                                 delta_why=s.delta_why, metric=_metric(s), unit=s.unit))
+                                 delta_why=s.delta_why, metric=_metric(s), unit=s.unit,
+                                 delta_source=s.delta_source, paper_effect=s.paper_effect,
+                                 delta_rule=s.delta_rule or None, exact=s.exact))
     return out
 
 
@@ -95,13 +107,19 @@ def pilot(specs, frame, n_min: int = 5, n_max: int = 200) -> dict:
     return results.pilot_record(seeds, diffs, deltas, m, units=units, n_min=n_min, n_max=n_max)
 
 
-def seed_plan(pilot_record: dict, min_seeds: int, max_seeds: int) -> list[int]:
+def seed_plan(pilot_record: dict, min_seeds: int, max_seeds: int, seconds_per_seed: float | None = None) -> list[int]:
     """The confirmatory seeds 0, 1, ..., n - 1: the n the pilot asks for, at least `min_seeds` and at
-    most `max_seeds` (the profile's budget). Prints the plan, and says when the budget caps it."""
+    most `max_seeds` (the profile's budget). Prints the plan; when the budget caps it, prints each
+    capped claim's n and, given `seconds_per_seed` (e.g. the pilot's time per seed), the cpu time
+    that n would take here."""
     n = min(max(pilot_record["n"], min_seeds), max_seeds)
     capped = f" (capped by seeds = {max_seeds})" if pilot_record["n"] > max_seeds else ""
     print(f"the pilot asks for {pilot_record['n']} seeds; the confirmatory run trains {n}: "
           f"seeds 0–{n - 1}{capped}")
+    for cid, need in pilot_record.get("n_needed", {}).items():
+        if need > max_seeds:
+            cost = f", about {need * seconds_per_seed / 60:.0f} cpu minutes here" if seconds_per_seed else ""
+            print(f"  {cid} needs {need} seeds{cost}; one-GPU time not measured (the paper profile's job)")
     return list(range(n))
 
 
@@ -109,9 +127,14 @@ def table(specs):
     """The pre-registration as a table: what is claimed, by whom, in which direction, with which delta."""
     import pandas as pd
 
-    rows = [{"claim": s.text, "kind": s.kind, "measured as": _metric(s), "direction": s.direction,
-             "delta": f"{s.delta:g} {s.unit}".strip(), "why this delta": s.delta_why} for s in specs]
+    rows = [{"claim (measured as)": f"{s.text} ({_metric(s)})", "kind": s.kind, "direction": s.direction,
+             "delta": f"{s.delta:g} {s.unit}".strip() + (" (exact)" if s.exact else ""),
+             "why this delta": f"{_source(s)}: {s.delta_why}"} for s in specs]
     return pd.DataFrame(rows).style.hide(axis="index")
+
+
+def _source(s: Claim) -> str:
+    return f"paper ({s.paper_effect:g} {s.unit})".replace(" )", ")") if s.delta_source == "paper" else f"book rule '{s.delta_rule}'"
 
 
 def as_dicts(specs) -> list[dict]:

@@ -62,6 +62,8 @@ def summarize(values, confidence: float = CONFIDENCE) -> dict:
 def _interval(ours: dict, level: float) -> list[float]:
     """The two-sided t-interval at `level` of a claim's mean paired difference."""
     n, mean, std = ours["n"], ours["mean"], ours["std"]
+    if std == 0:  # every seed gave the same difference (an `exact` claim): the interval is that value
+        return [mean, mean]
     if n < 2 or std is None or math.isnan(std):
         return [math.nan, math.nan]
     half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * std / math.sqrt(n)
@@ -71,7 +73,7 @@ def _interval(ours: dict, level: float) -> list[float]:
 def _p_value(ours: dict, direction: str, delta) -> float:
     """Two-sided t-test of mean = 0; for 'equivalent', the TOST p (max of the two one-sided p)."""
     n, mean, std = ours["n"], ours["mean"], ours["std"]
-    if n < 2 or math.isnan(std):
+    if std != 0 and (n < 2 or math.isnan(std)):
         return math.nan
     se = std / math.sqrt(n)
     if direction == "equivalent":
@@ -85,6 +87,39 @@ def _p_value(ours: dict, direction: str, delta) -> float:
     return float(2 * stats.t.sf(abs(mean) / se, df=n - 1))
 
 
+DELTA_SOURCES = ("paper", "book")
+# The book's rules for a delta that no verified paper effect bounds (book/conventions.md lists them):
+# a claim with delta_source="book" names one of these as delta_rule and states its numbers in delta_why.
+DELTA_RULES = {
+    "test-examples": "a number of test examples the prediction must change on: k of MNIST-1D's 1,000 test "
+                     "signals is k/10 points; 5 (0.5 points) for one comparison, 10 (1 point) for a "
+                     "method-level gain or a margin a user would notice",
+    "nats": "a per-token (or per-character) likelihood ratio e^delta: 0.02 nats is 2 %, about 1 % of the "
+            "oracle world's entropy rate; 0.01 in a world whose distances are that fine",
+    "fraction-of-scale": "a stated fraction of the quantity's own scale: its range, its grid step, the gap "
+                         "between the two outcomes the claim tells apart, or a baseline's value",
+    "relative-cost": "a relative saving of time or memory below which no one would choose a method for its cost",
+    "correlation": "Cohen's conventions for a correlation coefficient: 0.1 small, 0.3 medium, 0.5 large",
+    "calibration": "points of expected calibration error (15 bins), against the spread of one method's seeds",
+}
+
+
+def _check_delta_source(id, delta, delta_source, paper_effect, delta_rule):
+    if delta_source not in DELTA_SOURCES:
+        raise ValueError(f"claim {id!r}: delta_source must be 'paper' (with paper_effect) or 'book' "
+                         f"(with delta_rule), got {delta_source!r}")
+    if delta_source == "paper":
+        if not (isinstance(paper_effect, (int, float, np.number)) and math.isfinite(paper_effect) and paper_effect > 0):
+            raise ValueError(f"claim {id!r}: delta_source='paper' needs paper_effect, the smallest verified effect "
+                             f"of this comparison in the paper (> 0, in the metric's unit), got {paper_effect!r}")
+        if delta > paper_effect:
+            raise ValueError(f"claim {id!r}: delta {delta:g} exceeds the paper's verified effect {paper_effect:g}; "
+                             "a paper-sourced delta never does")
+    elif delta_rule not in DELTA_RULES:
+        raise ValueError(f"claim {id!r}: delta_source='book' needs delta_rule, one of {', '.join(DELTA_RULES)}; "
+                         f"got {delta_rule!r}")
+
+
 def _check(id, kind, direction, delta, delta_why):
     if kind not in KINDS:
         raise ValueError(f"claim {id!r}: kind must be 'paper' or 'hypothesis', got {kind!r}")
@@ -96,7 +131,8 @@ def _check(id, kind, direction, delta, delta_why):
         raise ValueError(f"claim {id!r}: delta_why must justify delta in one line")
 
 
-def claim(id, text, paper, a, b, *, kind, direction, delta, delta_why, metric, unit="") -> dict:
+def claim(id, text, paper, a, b, *, kind, direction, delta, delta_why, metric, unit="", delta_source=None,
+          paper_effect=None, delta_rule=None, exact=False) -> dict:
     """One claim and the raw statistics of its per-seed paired differences ``a - b``.
 
     text: the claim, self-contained ("DKD (β=8) beats KD (T=4) on test accuracy").
@@ -107,12 +143,19 @@ def claim(id, text, paper, a, b, *, kind, direction, delta, delta_why, metric, u
     delta: smallest effect of interest, in the metric's unit, > 0, fixed before the confirmatory run.
     delta_why: one line justifying delta (never larger than the paper's own reported effect).
     metric: what is differenced, e.g. 'test accuracy, DKD − KD'.
+    delta_source: 'paper' (delta is bounded by `paper_effect`, the smallest verified effect of this
+        comparison in the paper, cited in delta_why) or 'book' (`delta_rule` names one of DELTA_RULES).
+        Required by `save`; None only for old results files.
+    exact: the difference is a deterministic quantity (the same for every seed); `save` refuses
+        a claim whose paired differences are all equal unless it is declared exact.
 
     Returns the claim with ``ours = {mean, std, n, p, ci, unit, what}``: p is the two-sided t-test
     of mean = 0 (for 'equivalent', the TOST p against ±delta) and ci the raw 95 % interval. The
     verdict is added by `decide`, over all the claims of the chapter (`save` calls it).
     """
     _check(id, kind, direction, delta, delta_why)
+    if delta_source is not None:
+        _check_delta_source(id, float(delta), delta_source, paper_effect, delta_rule)
     a = np.asarray(a, dtype=float).ravel()
     if a.size == 0:
         raise ValueError(f"claim {id!r}: no values")
@@ -120,11 +163,21 @@ def claim(id, text, paper, a, b, *, kind, direction, delta, delta_why, metric, u
         b = np.broadcast_to(np.asarray(b, dtype=float), a.shape)
     except ValueError:
         raise ValueError(f"claim {id!r}: a has {a.size} values but b has shape {np.shape(b)}") from None
-    ours = summarize(a - b)
+    d = a - b
+    ours = summarize(d)
+    if exact and d.size == 1:  # one deterministic value: its interval is the value itself
+        ours.update(std=0.0, ci=[ours["mean"], ours["mean"]])
     ours["p"] = _p_value(ours, direction, float(delta))
     ours.update(unit=unit, what=metric)
-    return {"id": id, "text": text, "paper": paper, "kind": kind, "direction": direction, "metric": metric,
-            "unit": unit, "delta": float(delta), "delta_why": delta_why, "ours": ours}
+    out = {"id": id, "text": text, "paper": paper, "kind": kind, "direction": direction, "metric": metric,
+           "unit": unit, "delta": float(delta), "delta_why": delta_why, "ours": ours,
+           "all_equal": bool(d.size >= 2 and np.all(d == d[0]))}
+    if delta_source is not None:
+        out.update(delta_source=delta_source, paper_effect=None if paper_effect is None else float(paper_effect),
+                   delta_rule=delta_rule)
+    if exact:
+        out["exact"] = True
+    return out
 
 
 def paired_claim(id, text, paper, a, b, direction="greater", unit="", margin=0.0, what=None) -> dict:
@@ -148,8 +201,9 @@ def paired_claim(id, text, paper, a, b, direction="greater", unit="", margin=0.0
 def verdict(ci, direction: str, delta=None) -> tuple[str, bool]:
     """The verdict of an interval `ci` of (a - b) and whether it is 'negligible'.
 
-    'greater'/'less': reproduced if `ci` excludes 0 on the paper's side; not reproduced if it
-    excludes 0 on the other side, or lies inside (-delta, +delta) (negligible); else inconclusive.
+    'greater'/'less', in this order (protocol v2): not reproduced (negligible) if `ci` lies inside
+    (-delta, +delta), whatever its sign; reproduced if it excludes 0 on the paper's side; not
+    reproduced if it excludes 0 on the other side; else inconclusive.
     'equivalent': reproduced if `ci` lies inside (-delta, +delta); not reproduced if it lies wholly
     outside it (|effect| >= delta); else inconclusive.
     """
@@ -166,12 +220,12 @@ def verdict(ci, direction: str, delta=None) -> tuple[str, bool]:
         return INCONCLUSIVE, False
     if direction == "less":
         lo, hi = -hi, -lo
+    if delta and -delta < lo and hi < delta:  # tested first: an effect inside ±delta is negligible, whatever its sign
+        return NOT_REPRODUCED, True
     if lo > 0:
         return REPRODUCED, False
     if hi < 0:
         return NOT_REPRODUCED, False
-    if delta and -delta < lo and hi < delta:
-        return NOT_REPRODUCED, True
     return INCONCLUSIVE, False
 
 
@@ -225,8 +279,10 @@ def decide(claims, alpha: float = ALPHA) -> list[dict]:
         if direction == "equivalent":
             rule += f"reproduced if it lies inside ±{delta:g}; not reproduced if wholly outside"
         else:
+            if delta:
+                rule += f"not reproduced (negligible) if it lies inside ±{delta:g}; else "
             rule += f"reproduced if it lies {'above' if direction == 'greater' else 'below'} 0; "
-            rule += "not reproduced if on the other side" + (f" or inside ±{delta:g} (negligible)" if delta else "")
+            rule += "not reproduced if on the other side"
         rule += "; otherwise inconclusive."
         if underpowered:
             rule += f" Underpowered: half-width {half:.3g} > delta {delta:g}, too few seeds to decide every outcome."
@@ -238,6 +294,10 @@ def decide(claims, alpha: float = ALPHA) -> list[dict]:
 # --------------------------------------------------------------------------- power by design
 
 
+PILOT_MIN_SEEDS = 4  # protocol v2: a pilot of fewer seeds cannot estimate a spread worth planning on
+SPREAD_BOUND = 0.80  # plan from this one-sided upper confidence bound of the pilot's std
+
+
 def _pilot_std(pilot_diffs) -> tuple[float, int]:
     d = np.asarray(pilot_diffs, dtype=float).ravel()
     if d.size < 2:
@@ -245,16 +305,22 @@ def _pilot_std(pilot_diffs) -> tuple[float, int]:
     return float(d.std(ddof=1)), int(d.size)
 
 
-def seeds_needed(pilot_diffs, delta, m=1, target=None, n_min=5, n_max=200) -> int:
-    """Smallest n in [n_min, n_max] with t_{n-1, 1-α'/2} · s / √n ≤ target.
+def spread_upper(s: float, n: int, bound: float = SPREAD_BOUND) -> float:
+    """The one-sided `bound` upper confidence limit of a std s measured on n seeds:
+    s · sqrt((n − 1) / χ²_{1−bound, n−1}) (a pilot's s underestimates the spread more often than not)."""
+    return float(s * math.sqrt((n - 1) / stats.chi2.ppf(1 - bound, df=n - 1)))
 
-    s is the pilot's sample std of the paired differences, α' = 0.05/m (Holm's strictest level
-    over m paper claims) and target defaults to delta/2. Returns n_max when even n_max misses the
-    target (`power_line` says so).
+
+def seeds_needed(pilot_diffs, delta, m=1, target=None, n_min=5, n_max=200) -> int:
+    """Smallest n in [n_min, n_max] with t_{n-1, 1-α'/2} · s_up / √n ≤ target.
+
+    s_up is the 80 % upper confidence bound of the pilot's sample std of the paired differences
+    (`spread_upper`), α' = 0.05/m (Holm's strictest level over m paper claims) and target
+    defaults to delta/2. Returns n_max when even n_max misses the target (`power_line` says so).
     """
     if not (delta and delta > 0):
         raise ValueError(f"seeds_needed: delta must be > 0, got {delta!r}")
-    s, _ = _pilot_std(pilot_diffs)
+    s = spread_upper(*_pilot_std(pilot_diffs))
     target = delta / 2 if target is None else target
     a = ALPHA / m
     for n in range(max(n_min, 2), n_max + 1):
@@ -266,12 +332,14 @@ def seeds_needed(pilot_diffs, delta, m=1, target=None, n_min=5, n_max=200) -> in
 def power_line(pilot_diffs, delta, m=1, target=None, n_min=5, n_max=200, unit="") -> str:
     """One line a chapter can print: the pilot's spread and the seeds it asks for."""
     s, n_pilot = _pilot_std(pilot_diffs)
+    s_up = spread_upper(s, n_pilot)
     target = delta / 2 if target is None else target
     n = seeds_needed(pilot_diffs, delta, m, target, n_min, n_max)
     u = f" {unit}" if unit else ""
-    half = stats.t.ppf(1 - ALPHA / m / 2, df=n - 1) * s / math.sqrt(n)
-    line = (f"pilot: s = {s:.3g}{u} over {n_pilot} seeds; delta = {delta:g}{u}; at level {1 - ALPHA / m:.1%} "
-            f"(m = {m}) {n} seeds give an expected half-width of {half:.3g}{u}")
+    half = stats.t.ppf(1 - ALPHA / m / 2, df=n - 1) * s_up / math.sqrt(n)
+    line = (f"pilot: s = {s:.3g}{u} over {n_pilot} seeds ({SPREAD_BOUND:.0%} upper bound {s_up:.3g}{u}); "
+            f"delta = {delta:g}{u}; at level {1 - ALPHA / m:.1%} (m = {m}) {n} seeds give an expected "
+            f"half-width of at most {half:.3g}{u}")
     if half > target:
         return line + f", above the target {target:.3g}{u}: not reachable within {n_max} seeds."
     return line + f" ≤ {target:.3g}{u}."
@@ -297,6 +365,7 @@ def pilot_record(seeds, diffs: dict, deltas: dict, m: int, units=None, target=No
     n_needed = {k: seeds_needed(d, deltas[k], m, target, n_min, n_max) for k, d in diffs.items()}
     return {"seeds": [int(s) for s in seeds], "diffs": {k: list(map(float, d)) for k, d in diffs.items()},
             "deltas": dict(deltas), "m": m, "n_needed": n_needed, "n": max(n_needed.values()),
+            "spread_bound": SPREAD_BOUND,
             "lines": {k: power_line(d, deltas[k], m, target, n_min, n_max, units.get(k, "")) for k, d in diffs.items()}}
 
 
@@ -326,7 +395,7 @@ def _jsonable(obj):
     return obj
 
 
-def _check_saved_claim(c: dict) -> None:
+def _check_saved_claim(c: dict, profile: str) -> None:
     cid = c.get("id")
     if not isinstance(c.get("ours"), dict) or not {"mean", "std", "n", "p"} <= set(c["ours"]):
         raise ValueError(f"claim {cid!r}: build it with kdlib.results.claim (verdicts are computed, never typed)")
@@ -335,6 +404,11 @@ def _check_saved_claim(c: dict) -> None:
     if c.get("kind") is None or c.get("delta") is None:
         raise ValueError(f"claim {cid!r}: kind and delta are required (kdlib.results.claim); no verdict without them")
     _check(cid, c["kind"], c.get("direction"), c["delta"], c.get("delta_why"))
+    _check_delta_source(cid, c["delta"], c.get("delta_source"), c.get("paper_effect"), c.get("delta_rule"))
+    if c.get("all_equal") and not c.get("exact") and profile != "smoke":  # smoke's tiny runs may tie by chance
+        raise ValueError(f"claim {cid!r}: every seed gives the same paired difference ({c['ours']['mean']:g}); "
+                         "a verdict needs spread. Redesign the claim, or declare exact=True for a deterministic "
+                         "quantity and say so on the page")
 
 
 def save(key, profile, seeds, metrics, claims, durations=None, pilot=None, params=None) -> Path:
@@ -352,13 +426,16 @@ def save(key, profile, seeds, metrics, claims, durations=None, pilot=None, param
     not reappear among `seeds`.
     """
     for c in claims:
-        _check_saved_claim(c)
+        _check_saved_claim(c, profile)
     ids = [c["id"] for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"claims: duplicate ids {sorted({i for i in ids if ids.count(i) > 1})}")
     if pilot is not None:
         if "seeds" not in pilot:
             raise ValueError("pilot: needs its 'seeds' (use kdlib.results.pilot_record)")
+        if len(pilot["seeds"]) < PILOT_MIN_SEEDS and profile not in ("smoke", "class"):
+            raise ValueError(f"pilot: {len(pilot['seeds'])} seeds; a pilot needs at least {PILOT_MIN_SEEDS} "
+                             "(set pilot_seeds)")
         check_pilot(pilot["seeds"], seeds)
     science = {
         "seeds": list(seeds),

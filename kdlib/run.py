@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from . import chapters, deps, paths
-from .chapters import ChapterError as RunError  # noqa: F401  (one error type for the CLI)
+from .chapters import ChapterError as RunError
 from .chapters import all_keys, notebook_parameters, notebook_path, read_notebook
 
 ROOT = paths.REPO_ROOT  # not repro: the runner must refuse a bad -p without importing torch
@@ -159,6 +159,9 @@ def kdlib_source_hash(notebook: Path) -> str:
             continue
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+WORLDS = "worlds"  # decides the shared worlds' checks (kdlib.scoreboard writes the notes chapters include)
 
 
 def input_hash(key: str, params: dict) -> str:
@@ -322,6 +325,12 @@ def toc_keys() -> list[str]:
 def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1, scoreboard: bool = True) -> int:
     """Run chapters (validated first, all of them); with jobs > 1, that many at once, each in its
     own `kdlib run KEY` process (one torch thread each: two chapters use the two cores)."""
+    keys = list(keys)
+    if WORLDS in keys and len(keys) > 1 and profile == BOOK_PROFILE:  # the worlds first: the book shows their checks
+        for key in keys:
+            resolve_parameters(key, profile, overrides)  # refuse bad values before running anything
+        run([WORLDS], profile, overrides, force=force, jobs=1, scoreboard=False)
+        keys.remove(WORLDS)
     plans = []
     for key in keys:  # validate everything before running anything
         if not notebook_path(key).exists():
@@ -340,7 +349,9 @@ def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1,
     else:
         wrote_book = _run_here(todo, profile)
     if scoreboard and (wrote_book or profile == BOOK_PROFILE):
-        from .book import write_scoreboard  # here, not at the top: a refused -p must not import scipy and torch
+        from .scoreboard import (
+            write_scoreboard,  # here, not at the top: a refused -p must not import scipy and torch
+        )
 
         write_scoreboard(toc_keys=toc_keys())
     return 0

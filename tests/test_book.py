@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import save_in
-from kdlib import book, results
+from kdlib import book, results, scoreboard
 from kdlib.repro import REPO_ROOT
 
 PARTS = {"alpha": "Part I: Logit distillation", "beta": "Part I: Logit distillation", "gamma": "Part V: LMs"}
@@ -39,7 +39,7 @@ def board(tmp_path, monkeypatch):
 
 
 def test_scoreboard_table_lists_every_claim(board):
-    path = book.write_scoreboard(results_root=board / "_results", toc_keys=["alpha", "beta", "gamma"], parts=PARTS)
+    path = scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=["alpha", "beta", "gamma"], parts=PARTS)
     text = path.read_text()
     assert path == board / "scoreboard.md" and (board / "_static" / "scoreboard.svg").exists()
     assert "![" in text and "(_static/scoreboard.svg)" in text
@@ -56,7 +56,7 @@ def test_scoreboard_table_lists_every_claim(board):
 
 
 def test_scoreboard_rows_are_oriented_and_scaled_by_delta(board):
-    rows = {r["id"]: r for r in book.scoreboard_rows(board / "_results", toc_keys=None, parts=PARTS)}
+    rows = {r["id"]: r for r in scoreboard.scoreboard_rows(board / "_results", toc_keys=None, parts=PARTS)}
     (lo, hi), mid = rows["a_helps"]["scaled"]
     assert mid == pytest.approx(1.04 / 0.5) and lo < mid < hi
     assert rows["g_old"]["scaled"] is None and rows["g_old"]["kind"] == "paper"
@@ -66,19 +66,19 @@ def test_scoreboard_rows_are_oriented_and_scaled_by_delta(board):
 
 
 def test_forest_plot_is_byte_identical_whoever_draws_it(board):
-    rows = book.scoreboard_rows(board / "_results", parts=PARTS)
-    first = book.scoreboard_svg(rows)
+    rows = scoreboard.scoreboard_rows(board / "_results", parts=PARTS)
+    first = scoreboard.scoreboard_svg(rows)
     book.set_style()  # a chapter's style must not leak into the page
-    assert book.scoreboard_svg(rows) == first
+    assert scoreboard.scoreboard_svg(rows) == first
     assert first.startswith(b"<?xml") and b"<dc:date>" not in first
-    assert book.scoreboard_svg(rows[:1]) != first
-    book.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
+    assert scoreboard.scoreboard_svg(rows[:1]) != first
+    scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
     assert (board / "_static" / "scoreboard.svg").read_bytes() == first
-    assert book.scoreboard_svg([]).startswith(b"<?xml")  # no claims yet: a placeholder, not an error
+    assert scoreboard.scoreboard_svg([]).startswith(b"<?xml")  # no claims yet: a placeholder, not an error
 
 
 def test_toc_parts_reads_the_captions():
-    parts = book.toc_parts()
+    parts = scoreboard.toc_parts()
     assert parts["dkd"] == "Part I: Logit distillation"
     assert list(parts).index("hinton2015_kd") < list(parts).index("lm_divergences")
 
@@ -86,9 +86,9 @@ def test_toc_parts_reads_the_captions():
 def test_committed_scoreboard_and_figure_are_generated_from_committed_results():
     from kdlib.run import toc_keys
 
-    rows = book.scoreboard_rows(REPO_ROOT / "book" / "_results", toc_keys())
-    assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == book.scoreboard_markdown(rows=rows)
-    assert (REPO_ROOT / "book" / "_static" / "scoreboard.svg").read_bytes() == book.scoreboard_svg(rows)
+    rows = scoreboard.scoreboard_rows(REPO_ROOT / "book" / "_results", toc_keys())
+    assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == scoreboard.scoreboard_markdown(rows=rows)
+    assert (REPO_ROOT / "book" / "_static" / "scoreboard.svg").read_bytes() == scoreboard.scoreboard_svg(rows)
 
 
 @pytest.fixture(scope="module")
