@@ -165,8 +165,11 @@ WORLDS = "worlds"  # decides the shared worlds' checks (kdlib.scoreboard writes 
 
 
 def input_hash(key: str, params: dict) -> str:
+    """What a run's results depend on: the chapter's code cells (not its prose), the parameters, and
+    the kdlib files it imports. A prose-only edit is applied without re-running (`refresh_prose`)."""
     digest = hashlib.sha256()
-    digest.update(notebook_path(key).read_bytes())
+    for _, source in chapters.code_cells(notebook_path(key).read_text()):
+        digest.update(source.encode() + b"\0")
     digest.update(json.dumps(params, sort_keys=True).encode())
     digest.update(kdlib_source_hash(notebook_path(key)).encode())
     return digest.hexdigest()[:24]
@@ -197,6 +200,59 @@ def executed_hash(notebook: Path) -> str | None:
         return json.loads(notebook.read_text())["metadata"].get("kdlib", {}).get("input_hash")
     except (OSError, ValueError, KeyError):
         return None
+
+
+def source_hash(key: str) -> str:
+    """The whole chapter source, prose included: what the executed notebook was rendered from."""
+    return hashlib.sha256(notebook_path(key).read_bytes()).hexdigest()[:24]
+
+
+def prose_is_current(key: str) -> bool:
+    notebook = destinations(key, BOOK_PROFILE, {}, book=True)[0]
+    try:
+        meta = json.loads(notebook.read_text())["metadata"].get("kdlib", {})
+    except (OSError, ValueError, KeyError):
+        return False
+    return meta.get("source_hash") == source_hash(key)
+
+
+def refresh_prose(key: str) -> bool:
+    """Bring the book's executed notebook up to date with a prose-only edit of the chapter: its
+    Markdown cells and cell tags from the source, its code cells and outputs as executed. Returns
+    False (nothing written) when the code cells differ, so the chapter must run."""
+    import nbformat
+
+    from .repro import atomic_write_bytes
+
+    notebook = destinations(key, BOOK_PROFILE, {}, book=True)[0]
+    executed = json.loads(notebook.read_text())
+    fresh = json.loads(nbformat.writes(read_notebook(notebook_path(key))))
+
+    def text(cell):
+        return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+    def injected(cell):
+        return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+
+    ran = iter(c for c in executed["cells"] if c["cell_type"] == "code" and not injected(c))
+    extra = [c for c in executed["cells"] if injected(c)]
+    cells = []
+    for cell in fresh["cells"]:
+        if cell["cell_type"] != "code":
+            cells.append(cell)
+            continue
+        done = next(ran, None)
+        if done is None or text(done) != text(cell):
+            return False
+        cells.append({**done, "metadata": {**done.get("metadata", {}), **cell.get("metadata", {})}})
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cells += extra
+    if next(ran, None) is not None:
+        return False
+    executed["cells"] = cells
+    executed["metadata"]["kdlib"]["source_hash"] = source_hash(key)
+    atomic_write_bytes(notebook, (json.dumps(executed, indent=1, ensure_ascii=False) + "\n").encode())
+    return True
 
 
 def is_current(key: str, profile: str, digest: str) -> bool:
@@ -285,7 +341,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
             raise RunError(f"{key} ({profile}) ran but wrote no results file (does it call results.save?)")
         res = paths.envelope(key, profile, params, json.loads(res_tmp.read_text()), input_hash=digest)
         executed = json.loads(out.read_text())
-        executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile}
+        executed["metadata"]["kdlib"] = {"input_hash": digest, "profile": profile, "source_hash": source_hash(key)}
         hide_injected_parameters(executed)
         atomic_write_bytes(notebook, (json.dumps(executed, indent=1, ensure_ascii=False) + "\n").encode())
         atomic_write_bytes(results_file, (json.dumps(res, indent=1) + "\n").encode())
@@ -340,6 +396,14 @@ def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1,
     todo = []
     for key, params, digest, book in plans:
         if book and not force and is_current(key, profile, digest):
+            if profile == BOOK_PROFILE and not prose_is_current(key):
+                with chapter_lock(key, destinations(key, profile, params, book)[1].parent):
+                    refreshed = refresh_prose(key)
+                if refreshed:
+                    print(f"kdlib run: {key} ({profile}) is current; its prose was updated without re-running")
+                    continue
+                todo.append((key, params, digest, book))
+                continue
             print(f"kdlib run: {key} ({profile}) is current, skipped")
         else:
             todo.append((key, params, digest, book))
@@ -349,9 +413,8 @@ def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1,
     else:
         wrote_book = _run_here(todo, profile)
     if scoreboard and (wrote_book or profile == BOOK_PROFILE):
-        from .scoreboard import (
-            write_scoreboard,  # here, not at the top: a refused -p must not import scipy and torch
-        )
+        # here, not at the top: a refused -p must not import scipy and torch
+        from .scoreboard import write_scoreboard
 
         write_scoreboard(toc_keys=toc_keys())
     return 0

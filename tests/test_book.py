@@ -19,7 +19,8 @@ REMOTE_ASSET = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)=["'](?:https
 
 def claim(id, diffs, kind="paper", direction="greater", delta=0.5, text=None):
     return results.claim(id, text or f"claim {id}", "paper: +1.0 points", diffs, 0.0, kind=kind, direction=direction,
-                         delta=delta, delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points")
+                         delta=delta, delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points",
+                         delta_source="paper", paper_effect=1.0)
 
 
 @pytest.fixture
@@ -75,6 +76,29 @@ def test_forest_plot_is_byte_identical_whoever_draws_it(board):
     scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
     assert (board / "_static" / "scoreboard.svg").read_bytes() == first
     assert scoreboard.scoreboard_svg([]).startswith(b"<?xml")  # no claims yet: a placeholder, not an error
+
+
+def test_scoreboard_opens_with_decided_and_underpowered_counts_per_part(board):
+    rows = scoreboard.scoreboard_rows(board / "_results", parts=PARTS)
+    text = scoreboard.scoreboard_markdown(rows=rows)
+    counts = text[:text.index("![")]
+    assert "| part | paper claims | decided | underpowered |" in counts
+    # alpha: a_helps reproduced, a_tiny negligible (both decided); beta: b_hurts not reproduced; gamma: 1 undecided
+    assert "| Part I: Logit distillation | 3 | 3 (100%) |" in counts
+    assert "| **the book** | 4 | 3 (75%) |" in counts
+
+
+def test_world_check_notes_are_written_from_the_worlds_results(tmp_path):
+    root = tmp_path / "_results"
+    held = claim("world_mnist1d", [1.0, 1.2, 0.9, 1.1, 1.0], kind="hypothesis", text="KD beats CE")
+    failed = claim("world_lm", [0.01, -0.02, 0.0, 0.02, -0.01], kind="hypothesis", text="KD beats SFT")
+    save_in(root, "worlds", "cpu", {}, [0, 1, 2, 3, 4], [], [held, failed])
+    written = scoreboard.write_world_checks(root)
+    assert sorted(p.name for p in written) == ["lm.md", "mnist1d.md"]
+    good, bad = (tmp_path / "_worlds" / "mnist1d.md").read_text(), (tmp_path / "_worlds" / "lm.md").read_text()
+    assert good.startswith("**World check.** KD beats CE: +1.04") and "*reproduced*" in good
+    assert "does not show the base effect" in bad and "negligible" in bad
+    assert "{doc}`/book/chapters/worlds`" in good
 
 
 def test_toc_parts_reads_the_captions():

@@ -184,4 +184,6 @@ def test_committed_chapters_are_current():
         res = results.load(key, "cpu", REPO_ROOT / "book" / "_results")
         if res is None or res["provenance"].get("input_hash") != run.input_hash(key, params):
             stale.append(key)
+        elif not run.prose_is_current(key):
+            stale.append(f"{key} (prose only)")
     assert not stale, f"stale chapters (run `kdlib run --all`): {stale}"

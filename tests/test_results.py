@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from kdlib import book, results
 
 def claim(id, a, b=0.0, kind="paper", direction="greater", delta=0.5):
     return results.claim(id, f"claim {id}", "the paper says so", a, b, kind=kind, direction=direction, delta=delta,
-                         delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points")
+                         delta_why="half the paper's gain", metric="test accuracy, A − B", unit="points",
+                         delta_source="book", delta_rule="test-examples")
 
 
 def test_summarize_matches_a_t_interval():
@@ -71,7 +73,8 @@ def test_claim_stores_raw_statistics_matching_scipy():
     ({"kind": "guess"}, "kind"), ({"direction": "up"}, "direction"), ({"delta_why": ""}, "delta_why"),
 ])
 def test_claim_refuses_bad_protocol_fields(kw, match):
-    args = dict(kind="paper", direction="greater", delta=0.5, delta_why="why", metric="m")
+    args = dict(kind="paper", direction="greater", delta=0.5, delta_why="why", metric="m", delta_source="book",
+                delta_rule="test-examples")
     with pytest.raises(ValueError, match=match):
         results.claim("x", "t", "p", [1.0, 2.0], 0.0, **{**args, **kw})
 
@@ -129,14 +132,16 @@ def test_underpowered_when_the_interval_is_wider_than_delta():
 def test_seeds_needed_matches_a_hand_computation():
     pilot = [1.0, 2.0, 3.0, 4.0, 5.0]  # s = sqrt(2.5)
     s = math.sqrt(2.5)
-    assert 2.200985160082949 * s / math.sqrt(12) > 1.0  # t_{0.975, 11}: 12 seeds miss half-width 1
-    assert 2.1788128296634177 * s / math.sqrt(13) <= 1.0  # t_{0.975, 12}: 13 seeds reach it
-    assert results.seeds_needed(pilot, delta=2.0) == 13
-    assert results.seeds_needed(pilot, delta=2.0, m=3) > 13  # Holm's strictest level needs more
+    s_up = s * math.sqrt(4 / 1.6487766180659264)  # chi2_{0.20, 4} = 1.6488: the 80 % upper bound of s
+    assert results.spread_upper(s, 5) == pytest.approx(s_up)
+    assert 2.0638985616280245 * s_up / math.sqrt(25) > 1.0  # t_{0.975, 24}: 25 seeds miss half-width 1
+    assert 2.0595385527532972 * s_up / math.sqrt(26) <= 1.0  # t_{0.975, 25}: 26 seeds reach it
+    assert results.seeds_needed(pilot, delta=2.0) == 26
+    assert results.seeds_needed(pilot, delta=2.0, m=3) > 26  # Holm's strictest level needs more
     assert results.seeds_needed(pilot, delta=100.0) == 5  # n_min
     assert results.seeds_needed(pilot, delta=0.01, n_max=50) == 50
     assert "not reachable within 50 seeds" in results.power_line(pilot, 0.01, n_max=50)
-    assert "13 seeds" in results.power_line(pilot, 2.0, unit="points")
+    assert "26 seeds" in results.power_line(pilot, 2.0, unit="points")
 
 
 def test_seeds_needed_is_monotone_in_delta():
@@ -248,3 +253,59 @@ def test_seed_plan_takes_what_the_pilot_asks_within_the_budget(capsys):
     assert prereg.seed_plan({"n": 2}, 5, 20) == list(range(5))  # at least min_seeds
     assert prereg.seed_plan({"n": 90}, 5, 20) == list(range(20))  # the budget caps it, and says so
     assert "capped by seeds = 20" in capsys.readouterr().out.splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- protocol v2
+
+
+def test_negligible_is_tested_before_reproduced():
+    # selfdistill_krr's old case: the whole interval [−0.163, −0.075] inside ±1 was called reproduced
+    assert results.verdict([-0.163, -0.075], "less", 1.0) == (results.NOT_REPRODUCED, True)
+    assert results.verdict([0.2, 0.4], "greater", 0.5) == (results.NOT_REPRODUCED, True)
+    assert results.verdict([0.2, 0.6], "greater", 0.5) == (results.REPRODUCED, False)  # excludes 0, not inside ±δ
+    assert results.verdict([-0.6, -0.2], "greater", 0.5) == (results.NOT_REPRODUCED, False)
+    assert results.verdict([-0.2, 0.6], "greater", 0.5) == (results.INCONCLUSIVE, False)
+
+
+def test_delta_source_is_required_and_a_paper_delta_is_bounded_by_the_paper():
+    args = dict(kind="paper", direction="greater", delta=0.5, delta_why="why", metric="m")
+    results.claim("p", "t", "p", [1.0, 2.0], 0.0, **args, delta_source="paper", paper_effect=0.72)
+    with pytest.raises(ValueError, match="exceeds the paper's verified effect 0.4"):
+        results.claim("p", "t", "p", [1.0, 2.0], 0.0, **args, delta_source="paper", paper_effect=0.4)
+    with pytest.raises(ValueError, match="needs paper_effect"):
+        results.claim("p", "t", "p", [1.0, 2.0], 0.0, **args, delta_source="paper")
+    with pytest.raises(ValueError, match="needs delta_rule, one of test-examples"):
+        results.claim("p", "t", "p", [1.0, 2.0], 0.0, **args, delta_source="book", delta_rule="my taste")
+    unsourced = results.claim("p", "t", "p", [1.0, 2.0], 0.0, **args)
+    with pytest.raises(ValueError, match="delta_source must be 'paper'"):
+        save_in(Path("/nonexistent"), "demo", "cpu", {}, [0, 1], [], [unsourced])
+
+
+def test_prereg_claim_checks_its_delta_source_when_written():
+    from kdlib import prereg
+
+    prereg.Claim("c", "t", "p", a="A", b="B", delta=0.5, delta_why="w", delta_source="book", delta_rule="nats")
+    with pytest.raises(ValueError, match="claim 'c': delta_source"):
+        prereg.Claim("c", "t", "p", a="A", b="B", delta=0.5, delta_why="w")
+
+
+def test_all_equal_differences_are_refused_unless_exact(tmp_path):
+    tied = claim("tied", [0.0, 0.0, 0.0, 0.0])  # diswot's old [0, 0] "negligible"
+    with pytest.raises(ValueError, match="every seed gives the same paired difference"):
+        save_in(tmp_path, "demo", "cpu", {}, [0, 1, 2, 3], [], [tied])
+    save_in(tmp_path, "demo", "smoke", {}, [0, 1, 2, 3], [], [tied])  # tiny smoke runs may tie by chance
+    exact = results.claim("e", "t", "p", [0.3], 0.0, kind="paper", direction="greater", delta=0.1, delta_why="w",
+                          metric="m", delta_source="book", delta_rule="fraction-of-scale", exact=True)
+    save_in(tmp_path, "demo", "cpu", {}, [0], [], [exact])
+    saved = results.load("demo", "cpu", tmp_path)["claims"][0]
+    assert saved["exact"] and saved["ci_holm"] == [0.3, 0.3] and saved["verdict"] == results.REPRODUCED
+
+
+def test_a_pilot_needs_four_seeds(tmp_path):
+    c = claim("c", [2.0, 2.1, 1.9, 2.2, 2.0])
+    small = results.pilot_record([100, 101, 102], {"c": [1.0, 1.4, 0.8]}, {"c": 0.5}, m=1)
+    with pytest.raises(ValueError, match="a pilot needs at least 4"):
+        save_in(tmp_path, "demo", "cpu", {}, [0, 1, 2, 3, 4], [], [c], pilot=small)
+    enough = results.pilot_record([100, 101, 102, 103], {"c": [1.0, 1.4, 0.8, 1.1]}, {"c": 0.5}, m=1)
+    save_in(tmp_path, "demo", "cpu", {}, [0, 1, 2, 3, 4], [], [c], pilot=enough)
+    assert "80% upper bound" in enough["lines"]["c"]

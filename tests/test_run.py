@@ -83,12 +83,50 @@ def test_input_hash_tracks_notebook_params_and_kdlib(tmp_path, monkeypatch):
     assert "kdlib/methods/__init__.py" not in used and "kdlib/methods/tgeo.py" not in used
 
 
+def test_prose_edits_do_not_change_the_input_hash(tmp_path, monkeypatch):
+    source = tmp_path / "ch.md"
+    text = run.notebook_path(KEY).read_text()
+    p = run.resolve_parameters(KEY, "smoke")
+    monkeypatch.setattr(run, "notebook_path", lambda key: source)
+    source.write_text(text)
+    h, whole = run.input_hash(KEY, p), run.source_hash(KEY)
+    source.write_text(text.replace("## Method", "## Method\n\nA new sentence of prose.", 1))
+    assert run.input_hash(KEY, p) == h and run.source_hash(KEY) != whole
+    source.write_text(text.replace("import math", "import math  # a code edit", 1))
+    assert run.input_hash(KEY, p) != h
+
+
+def test_refresh_prose_keeps_outputs_and_takes_new_markdown(tmp_path, monkeypatch):
+    import nbformat
+
+    source, executed = tmp_path / "ch.md", tmp_path / "ch.ipynb"
+    source.write_text("# T\n\nold words\n\n```{code-cell}\n:tags: [parameters]\n\nx = 1\n```\n\n"
+                      "```{code-cell}\nprint(x)\n```\n")
+    monkeypatch.setattr(run, "notebook_path", lambda key: source)
+    monkeypatch.setattr(run, "destinations", lambda *a, **k: (executed, tmp_path / "cpu.json"))
+    nb = json.loads(nbformat.writes(run.read_notebook(source)))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code[1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    injected = {**code[0], "id": "inj", "source": "x = 2", "metadata": {"tags": ["injected-parameters"]}}
+    nb["cells"].insert(2, injected)
+    nb["metadata"]["kdlib"] = {"input_hash": "h", "source_hash": "old"}
+    executed.write_text(json.dumps(nb))
+    assert not run.prose_is_current(KEY)
+    source.write_text(source.read_text().replace("old words", "new words"))
+    assert run.refresh_prose(KEY) and run.prose_is_current(KEY)
+    cells = json.loads(executed.read_text())["cells"]
+    assert "new words" in "".join(cells[0]["source"]) and cells[2]["source"] == "x = 2"
+    assert cells[-1]["outputs"][0]["text"] == "1\n"
+    source.write_text(source.read_text().replace("print(x)", "print(x + 1)"))
+    assert not run.refresh_prose(KEY)  # a code edit: the chapter must run again
+
+
 def test_current_chapter_is_skipped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.delenv("KDLIB_RESULTS_DIR")
     monkeypatch.setattr(run, "is_current", lambda key, profile, digest: True)
     monkeypatch.setattr(run, "execute", lambda *a: calls.append(a))
-    monkeypatch.setattr("kdlib.book.write_scoreboard", lambda **kw: None)
+    monkeypatch.setattr("kdlib.scoreboard.write_scoreboard", lambda **kw: None)
     assert run.run([KEY], "cpu", {}) == 0
     assert calls == []
 
