@@ -75,65 +75,77 @@ def _colour(row) -> str:
     return VERDICT_COLOURS["not reproduced: negligible" if row["negligible"] else row["verdict"]]
 
 
+def _short(text: str, width: int = 58) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip(" ,;:") + "…"
+
+
+def slug(part: str) -> str:
+    """A file name for a part's figure: 'Part I: Logit distillation' -> 'part-i-logit-distillation'."""
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in part.lower()).split()) or "other"
+
+
 def scoreboard_svg(rows) -> bytes:
-    """The forest plot of `rows` (effect / delta with its decided interval), as deterministic SVG bytes."""
+    """One part's forest plot (effect / delta with its decided interval), as deterministic SVG bytes.
+
+    One row per claim, grouped by chapter, labelled with the claim's sentence (hypotheses drawn
+    hollow); a value beyond the axis is an arrow at the edge with its number outside the plot;
+    the legend is on top.
+    """
     import io
 
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    panels = [(k, [r for r in rows if r["kind"] == k and r["scaled"]]) for k in KIND_TITLES]
-    panels = [(k, rs) for k, rs in panels if rs]
+    drawn = [r for r in rows if r["scaled"]]
+    lines = len(drawn) + len({r["key"] for r in drawn})
     with matplotlib.rc_context():
         matplotlib.rcdefaults()  # the page looks the same whoever calls it
-        matplotlib.rcParams.update({"svg.hashsalt": "kdlib", "svg.fonttype": "path", "font.size": 9})
-        heights = [sum(1 for _ in rs) + len({(r["part"]) for r in rs}) + 1 for _, rs in panels] or [1]
-        fig = Figure(figsize=(8.0, 1.2 + 0.24 * sum(heights)))
-        axes = fig.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
-        if not panels:
-            axes[0].text(0.5, 0.5, "no claims with a delta yet", ha="center", va="center")
-            axes[0].set_axis_off()
-        reach = max((abs(x) for _, rs in panels for r in rs for x in r["scaled"][0]), default=1.0)
-        limit = 1.08 * min(max(reach, 2.0), 6.0)
-        for ax, (kind, rs) in zip(axes, panels):
-            y, ticks, labels, part = 0, [], [], None
-            for r in rs:
-                if r["part"] != part:
-                    part = r["part"]
-                    ticks.append(y)
-                    labels.append(part)
-                    y += 1
-                (lo, hi), mid = r["scaled"]
-                colour = _colour(r)
-                ax.plot([max(lo, -limit), min(hi, limit)], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
-                if abs(mid) > limit:  # off the scale: an arrow at the edge and the value beside it
-                    edge = math.copysign(limit, mid)
-                    ax.plot([edge], [y], ">" if mid > 0 else "<", color=colour, ms=7)
-                    ax.text(edge - math.copysign(0.25, mid), y, f"{mid:.3g}", color=colour, va="center",
-                            ha="right" if mid > 0 else "left", fontsize=8)
-                else:
-                    ax.plot([mid], [y], "o", color=colour, ms=5)
-                profile = "" if r["profile"] == "cpu" else f" ({r['profile']})"
-                ticks.append(y)
-                labels.append(f"{r['key']} · {r['id']}{profile}")
+        matplotlib.rcParams.update({"svg.hashsalt": "kdlib", "svg.fonttype": "path", "font.size": 8})
+        fig = Figure(figsize=(8.0, 0.95 + 0.2 * max(lines, 1)))
+        ax = fig.subplots()
+        limit = 3.0
+        if not drawn:
+            ax.text(0.5, 0.5, "no claims with a delta yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        y, ticks, labels, bold, key = 0, [], [], [], None
+        for r in drawn:
+            if r["key"] != key:
+                key = r["key"]
+                ticks.append(y), labels.append(key + ("" if r["profile"] == "cpu" else f" ({r['profile']})"))
+                bold.append(True)
                 y += 1
+            (lo, hi), mid = r["scaled"]
+            colour, hollow = _colour(r), r["kind"] == "hypothesis"
+            ax.plot([max(lo, -limit), min(hi, limit)], [y, y], color=colour, lw=2.0, solid_capstyle="butt")
+            if abs(mid) > limit:  # off the scale: an arrow at the edge, the value outside the plot area
+                edge = math.copysign(limit, mid)
+                ax.plot([edge], [y], ">" if mid > 0 else "<", color=colour, ms=6)
+                ax.annotate(f"{mid:.3g}" if mid > 0 else f"← {mid:.3g}", xy=(1.01, y), fontsize=7,
+                            xycoords=("axes fraction", "data"), color=colour, va="center", ha="left",
+                            annotation_clip=False)  # the right margin: the left one holds the labels
+            else:
+                ax.plot([mid], [y], "o", color=colour, ms=4.5, mfc="white" if hollow else colour, mew=1.2)
+            ticks.append(y), labels.append("  " + _short(r["text"]) + (" (H)" if hollow else "")), bold.append(False)
+            y += 1
+        if drawn:
             ax.set_yticks(ticks, labels)
-            for tick, label in zip(ax.get_yticklabels(), labels):
-                if label in {r["part"] for r in rs}:
-                    tick.set_fontweight("bold")
+            for tick, is_bold in zip(ax.get_yticklabels(), bold):
+                tick.set_fontweight("bold" if is_bold else "normal")
             ax.set_ylim(y - 0.4, -0.6)
             ax.set_xlim(-limit, limit)
             ax.axvline(0, color="black", lw=1)
             for edge in (-1, 1):
                 ax.axvline(edge, color="black", lw=0.8, ls="--")
-            ax.set_title(KIND_TITLES[kind], loc="left", fontsize=10, fontweight="bold")
             ax.grid(axis="x", color="0.9")
             ax.set_axisbelow(True)
-        axes[-1].set_xlabel("effect / delta, oriented so the claimed direction is positive (interval as decided)")
-        handles = [Line2D([], [], color=c, lw=2.2, marker="o", ms=5, label=v) for v, c in VERDICT_COLOURS.items()]
-        fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0.0))
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+            ax.set_xlabel("effect / delta (claimed direction to the right; bar: decided interval)")
+        handles = [Line2D([], [], color=c, lw=2.0, marker="o", ms=4.5, label=v) for v, c in VERDICT_COLOURS.items()]
+        handles.append(Line2D([], [], color="0.3", lw=0, marker="o", ms=4.5, mfc="white", label="hypothesis (H)"))
+        height = fig.get_figheight()
+        fig.legend(handles=handles, loc="upper center", ncol=5, frameon=False, fontsize=7,
+                   bbox_to_anchor=(0.5, 1.0))
+        fig.subplots_adjust(left=0.5, right=0.92, top=1 - 0.38 / height, bottom=0.5 / height)
         buf = io.BytesIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
@@ -144,67 +156,71 @@ def _cell(text) -> str:
 
 
 def scoreboard_markdown(results_root=None, toc_keys=None, parts=None, rows=None) -> str:
-    """The scoreboard page: the forest plot, the counts and every claim, from the results files."""
+    """The scoreboard page: the counts, then per part its figure and its claims, from the results files."""
     rows = scoreboard_rows(results_root, toc_keys, parts) if rows is None else rows
     lines = [
         "# Scoreboard",
         "",
-        "Every claim of every chapter, decided by the protocol in [Conventions](conventions.md) and",
-        "generated by `kdlib run` from the results files in `book/_results/`: nothing on this page is",
-        "typed by hand. In the figure each claim is one row: its effect (the mean per-seed paired",
-        "difference) divided by its *delta*, the smallest effect of interest, with the interval it was",
-        "decided on (Holm-adjusted for the paper's claims), turned so that the claimed direction points",
-        "right. Dashed lines at ±1 mark delta: an interval inside them is a negligible effect.",
+        "Every claim of every chapter, decided by the protocol in [Conventions](conventions.md) and generated",
+        "from the results files in `book/_results/`: nothing on this page is typed by hand.",
         "",
-        "![Forest plot of every claim: effect over delta with its interval, coloured by verdict]"
-        "(_static/scoreboard.svg)",
+        *counts_lines(rows),
+        "In each figure a claim is one row: its effect (the mean per-seed paired difference) divided by its",
+        "*delta*, the smallest effect of interest, with the interval it was decided on (Holm-adjusted for",
+        "the paper's claims), turned so that the claimed direction points right. Dashed lines at ±1 mark",
+        "delta: an interval inside them is a negligible effect. Hollow points are the book's hypotheses.",
         "",
     ]
-    lines[2:2] = counts_lines(rows)
     undrawn = sum(1 for r in rows if not r["scaled"])
     if undrawn:
         many = undrawn > 1
-        lines += [f"{undrawn} claim{'s' if many else ''} from results files older than the protocol (no delta "
-                  f"fixed) {'appear' if many else 'appears'} in the table only.", ""]
-    for kind, title in KIND_TITLES.items():
-        rs = [r for r in rows if r["kind"] == kind]
-        counts = {v: sum(1 for r in rs if r["verdict"] == v) for v in results.VERDICTS}
-        negligible = sum(1 for r in rs if r["negligible"])
-        summary = ", ".join(f"{n} {v}" + (f" ({negligible} negligible)" if v == results.NOT_REPRODUCED and negligible
-                                          else "") for v, n in counts.items())
-        lines += [f"**{title}: {len(rs)}** — {summary}.", ""]
-    lines += ["| chapter | claim | verdict | effect [interval] | n |", "|---|---|---|---|---|"]
-    for r in rows:
-        c = r["claim"]
-        lo, hi = c.get("ci_holm") or c["ours"]["ci"]
-        unit = f" {c['ours']['unit']}" if c["ours"].get("unit") else ""
-        effect = f"{_num(c['ours']['mean'], 2)}{unit} [{_num(lo, 2)}, {_num(hi, 2)}]"
-        chapter = f"[{r['key']}](chapters/{r['key']}.ipynb)" + ("" if r["profile"] == "cpu" else f" ({r['profile']})")
-        text = _cell(r["text"]) + (" *(hypothesis)*" if r["kind"] == "hypothesis" else "")
-        lines.append(f"| {chapter} | {text} | **{verdict_text(c)}** | {effect} | {c['ours']['n']} |")
+        lines += [(f"{undrawn} claim{'s' if many else ''} from results files older than the protocol (no delta "
+                   f"fixed) {'appear' if many else 'appears'} in the tables only."), ""]
+    for part in dict.fromkeys(r["part"] for r in rows):
+        rs = [r for r in rows if r["part"] == part]
+        lines += [f"## {part}", "", f"![Forest plot of the claims of {part}](_static/scoreboard/{slug(part)}.svg)", "",
+                  "| chapter | claim | verdict | effect [decided interval] | n |", "|---|---|---|---|---|"]
+        for r in rs:
+            c = r["claim"]
+            lo, hi = c.get("ci_holm") or c["ours"]["ci"]
+            unit = f" {c['ours']['unit']}" if c["ours"].get("unit") else ""
+            effect = f"{_num(c['ours']['mean'], 2)}{unit} [{_num(lo, 2)}, {_num(hi, 2)}]"
+            chapter = f"[{r['key']}](chapters/{r['key']}.ipynb)" + ("" if r["profile"] == "cpu" else f" ({r['profile']})")
+            text = _cell(r["text"]) + (" *(hypothesis)*" if r["kind"] == "hypothesis" else "")
+            lines.append(f"| {chapter} | {text} | **{verdict_text(c)}** | {effect} | {c['ours']['n']} |")
+        lines.append("")
     if not rows:
-        lines.append("| – | no results yet | | | |")
-    return "\n".join(lines) + "\n"
+        lines += ["No results yet.", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def counts_lines(rows) -> list[str]:
-    """The scoreboard's opening counts: per part, the paper claims decided and underpowered."""
+    """The scoreboard's opening counts: per part, the paper claims by verdict, decided and underpowered."""
     paper = [r for r in rows if r["kind"] == "paper" and r["profile"] == "cpu"]
     if not paper:
         return []
 
-    def line(name, rs):
-        decided = sum(1 for r in rs if r["verdict"] != results.INCONCLUSIVE)
-        under = sum(1 for r in rs if r["claim"].get("underpowered"))
-        return f"| {name} | {len(rs)} | {decided} ({decided / len(rs):.0%}) | {under} ({under / len(rs):.0%}) |"
+    def pct(k, n):
+        return f"{k} ({k / n:.0%})"
 
-    out = ["| part | paper claims | decided | underpowered |", "|---|---|---|---|"]
+    def line(name, rs):
+        n = len(rs)
+        count = {v: sum(1 for r in rs if r["verdict"] == v) for v in results.VERDICTS}
+        negligible = sum(1 for r in rs if r["negligible"])
+        under = sum(1 for r in rs if r["claim"].get("underpowered"))
+        decided = n - count[results.INCONCLUSIVE]
+        return (f"| {name} | {n} | {count[results.REPRODUCED]} | {count[results.NOT_REPRODUCED]} ({negligible}) | "
+                f"{count[results.INCONCLUSIVE]} | {pct(decided, n)} | {pct(under, n)} |")
+
+    out = [("| paper claims, cpu profile | n | reproduced | not reproduced (negligible) | inconclusive | decided"
+            " | underpowered |"), "|---|---|---|---|---|---|---|"]
     for part in dict.fromkeys(r["part"] for r in paper):
         out.append(line(part, [r for r in paper if r["part"] == part]))
-    out += [line("**the book**", paper), "",
-            "*Decided*: reproduced or not reproduced; the rest are inconclusive. *Underpowered*: the decided",
-            "interval is wider than ±delta, so the run had too few seeds to decide every outcome (the book's",
-            "target: at most 10 % of paper claims underpowered, at least 90 % decided).", ""]
+    hyp = [r for r in rows if r["kind"] == "hypothesis" and r["profile"] == "cpu"]
+    out += [line("**all paper claims**", paper)] + ([line("*the book's hypotheses*", hyp)] if hyp else []) + [""]
+    out += ["*Decided*: reproduced or not reproduced; *negligible*: decided as an effect inside ±delta;",
+            "*underpowered*: the decided interval is wider than ±delta, too few seeds to decide every outcome.",
+            "The book's target is at most 10 % of paper claims underpowered and at least 90 % decided.", ""]
     return out
 
 
@@ -235,16 +251,28 @@ def write_world_checks(results_root=None) -> list[Path]:
     return written
 
 
+def scoreboard_figures(rows) -> dict[str, bytes]:
+    """File name under _static/scoreboard/ -> SVG bytes: one forest plot per part."""
+    return {f"{slug(part)}.svg": scoreboard_svg([r for r in rows if r["part"] == part])
+            for part in dict.fromkeys(r["part"] for r in rows)}
+
+
 def write_scoreboard(path=None, results_root=None, toc_keys=None, parts=None) -> Path:
-    """Write the scoreboard page and its figure `_static/scoreboard.svg` beside it (book/ for the book)."""
+    """Write the scoreboard page, one figure per part under `_static/scoreboard/` beside it (the
+    figures of parts no longer listed are removed), and the world-check notes."""
     from .repro import atomic_write_bytes
 
     results_root = Path(results_root or results.results_dir())
     path = Path(path or results_root.parent / "scoreboard.md")
     rows = scoreboard_rows(results_root, toc_keys, parts)
     write_world_checks(results_root)
-    for target, data in ((path.parent / "_static" / "scoreboard.svg", scoreboard_svg(rows)),
-                         (path, scoreboard_markdown(rows=rows).encode())):
+    figures = path.parent / "_static" / "scoreboard"
+    outputs = {figures / name: data for name, data in scoreboard_figures(rows).items()}
+    outputs[path] = scoreboard_markdown(rows=rows).encode()
+    for target, data in outputs.items():
         if not target.exists() or target.read_bytes() != data:
             atomic_write_bytes(target, data)
+    for stale in figures.glob("*.svg"):
+        if stale not in outputs:
+            stale.unlink()
     return path

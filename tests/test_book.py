@@ -42,11 +42,13 @@ def board(tmp_path, monkeypatch):
 def test_scoreboard_table_lists_every_claim(board):
     path = scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=["alpha", "beta", "gamma"], parts=PARTS)
     text = path.read_text()
-    assert path == board / "scoreboard.md" and (board / "_static" / "scoreboard.svg").exists()
-    assert "![" in text and "(_static/scoreboard.svg)" in text
-    assert "**Paper claims: 4** — 1 reproduced, 2 not reproduced (1 negligible), 1 inconclusive." in text
-    assert "**The book's hypotheses: 1** — 1 reproduced, 0 not reproduced, 0 inconclusive." in text
-    assert "1 claim from results files older than the protocol (no delta fixed) appears in the table only." in text
+    figures = board / "_static" / "scoreboard"
+    assert path == board / "scoreboard.md"
+    assert sorted(p.name for p in figures.iterdir()) == ["part-i-logit-distillation.svg", "part-v-lms.svg"]
+    assert "(_static/scoreboard/part-i-logit-distillation.svg)" in text and "## Part V: LMs" in text
+    assert "| **all paper claims** | 4 | 1 | 2 (1) | 1 | 3 (75%) |" in text
+    assert "| *the book's hypotheses* | 1 | 1 | 0 (0) | 0 | 1 (100%) |" in text
+    assert "1 claim from results files older than the protocol (no delta fixed) appears in the tables only." in text
     assert "| [alpha](chapters/alpha.ipynb) | alpha \\| helps | **reproduced** | +1.04 points [" in text
     assert "| claim a_tiny | **not reproduced (negligible)** |" in text
     assert "| claim a_same *(hypothesis)* | **reproduced** |" in text
@@ -73,8 +75,13 @@ def test_forest_plot_is_byte_identical_whoever_draws_it(board):
     assert scoreboard.scoreboard_svg(rows) == first
     assert first.startswith(b"<?xml") and b"<dc:date>" not in first
     assert scoreboard.scoreboard_svg(rows[:1]) != first
+    alpha = [r for r in rows if r["part"] == "Part I: Logit distillation"]
     scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
-    assert (board / "_static" / "scoreboard.svg").read_bytes() == first
+    written = board / "_static" / "scoreboard" / "part-i-logit-distillation.svg"
+    assert written.read_bytes() == scoreboard.scoreboard_svg(alpha)
+    (board / "_static" / "scoreboard" / "part-ix-gone.svg").write_text("old")
+    scoreboard.write_scoreboard(results_root=board / "_results", toc_keys=None, parts=PARTS)
+    assert not (board / "_static" / "scoreboard" / "part-ix-gone.svg").exists()  # a part no longer listed
     assert scoreboard.scoreboard_svg([]).startswith(b"<?xml")  # no claims yet: a placeholder, not an error
 
 
@@ -82,10 +89,10 @@ def test_scoreboard_opens_with_decided_and_underpowered_counts_per_part(board):
     rows = scoreboard.scoreboard_rows(board / "_results", parts=PARTS)
     text = scoreboard.scoreboard_markdown(rows=rows)
     counts = text[:text.index("![")]
-    assert "| part | paper claims | decided | underpowered |" in counts
+    assert "| paper claims, cpu profile | n | reproduced | not reproduced (negligible) | inconclusive | decided" in counts
     # alpha: a_helps reproduced, a_tiny negligible (both decided); beta: b_hurts not reproduced; gamma: 1 undecided
-    assert "| Part I: Logit distillation | 3 | 3 (100%) |" in counts
-    assert "| **the book** | 4 | 3 (75%) |" in counts
+    assert "| Part I: Logit distillation | 3 | 1 | 2 (1) | 0 | 3 (100%) | 0 (0%) |" in counts
+    assert "| Part V: LMs | 1 | 0 | 0 (0) | 1 | 0 (0%) | 0 (0%) |" in counts
 
 
 def test_world_check_notes_are_written_from_the_worlds_results(tmp_path):
@@ -112,7 +119,11 @@ def test_committed_scoreboard_and_figure_are_generated_from_committed_results():
 
     rows = scoreboard.scoreboard_rows(REPO_ROOT / "book" / "_results", toc_keys())
     assert (REPO_ROOT / "book" / "scoreboard.md").read_text() == scoreboard.scoreboard_markdown(rows=rows)
-    assert (REPO_ROOT / "book" / "_static" / "scoreboard.svg").read_bytes() == scoreboard.scoreboard_svg(rows)
+    figures = REPO_ROOT / "book" / "_static" / "scoreboard"
+    expected = scoreboard.scoreboard_figures(rows)
+    assert sorted(p.name for p in figures.glob("*.svg")) == sorted(expected)
+    for name, data in expected.items():
+        assert (figures / name).read_bytes() == data, name
 
 
 @pytest.fixture(scope="module")
