@@ -92,6 +92,8 @@ def parse_overrides(pairs) -> dict:
         if "=" not in pair:
             raise RunError(f"-p {pair!r}: expected key=value")
         name, raw = pair.split("=", 1)
+        if name.strip() == "profile":
+            raise RunError(f"-p {pair!r}: the profile is chosen with --profile, not -p")
         try:
             out[name.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -320,7 +322,8 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [venv_share, os.environ.get("JUPYTER_PATH")]))
     try:
         pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT),
-                            progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False)
+                            progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False,
+                            kernel_manager_class=_ipc_kernel_manager(scratch))
     except pm.PapermillExecutionError as err:
         failed = chapters.runs_root() / key / f"{profile}.failed.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -348,6 +351,19 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return notebook, results_file
+
+
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager whose kernel talks over Unix sockets in `folder` (the run's scratch folder),
+    not TCP: private to this user, and the kernel prints no "running over TCP without encryption"."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport, self.ip = "ipc", str(folder / "kernel")
+
+    return IPCKernelManager
 
 
 def hide_injected_parameters(nb: dict) -> None:

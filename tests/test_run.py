@@ -131,7 +131,7 @@ def test_current_chapter_is_skipped(tmp_path, monkeypatch):
     assert calls == []
 
 
-def test_failing_cell_is_reported_briefly(tmp_path, monkeypatch):
+def test_failing_cell_is_reported_briefly(tmp_path, monkeypatch, capfd):
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     (tmp_path / "params" / "broken").mkdir(parents=True)
@@ -149,6 +149,8 @@ def test_failing_cell_is_reported_briefly(tmp_path, monkeypatch):
     assert "failed in cell" in message and "ValueError: the model diverged" in message
     assert "\n" not in message
     assert (tmp_path / "_runs" / "broken" / "smoke.failed.ipynb").exists()
+    printed = capfd.readouterr()
+    assert "WARNING" not in printed.err and "Traceback" not in printed.err  # the kernel stays quiet (IPC, no TCP)
 
 
 def test_student_copy_drops_solutions(tmp_path):
@@ -301,3 +303,8 @@ def test_jobs_run_chapters_in_parallel_processes_and_name_failures(monkeypatch):
         run.run(["hinton2015_kd", "dkd", "ban"], "smoke", {}, jobs=2, scoreboard=False)
     assert [a[4] for a in started] == ["hinton2015_kd", "dkd", "ban"] and most[0] == 2
     assert all(a[5:9] == ["--profile", "smoke", "--force", "--no-scoreboard"] for a in started)
+
+
+def test_profile_is_not_a_parameter():
+    with pytest.raises(run.RunError, match="the profile is chosen with --profile, not -p"):
+        run.parse_overrides(["profile=paper"])
