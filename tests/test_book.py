@@ -199,3 +199,20 @@ def test_glue_writes_what_myst_nb_glue_writes(monkeypatch):
             myst_glue.glue("x", value, display=display)
             assert len(calls) == 2 and calls[0] == calls[1]
     assert book.GLUE_PREFIX == myst_glue.GLUE_PREFIX
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_every_page_is_clean_in_a_browser(html):
+    """Headless Chromium (Playwright) over the intro, the reading pages and every chapter, served locally
+    with the network cut: no console error, no request to another host, every image loads, and no page
+    is wider than a 1,280 px window (code, output and equation scrollers excepted)."""
+    import browser
+
+    if browser.chromium_path() is None:
+        pytest.skip("no Chromium: install Debian's `chromium` (or set KDLIB_CHROMIUM) to run the browser test")
+    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+    pages = browser.book_pages(html)
+    assert len(pages) >= 10 and any("chapters/" in p for p in pages)
+    problems = browser.check_pages(html, pages)
+    assert not problems, "\n".join(problems[:20])
