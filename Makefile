@@ -5,6 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
+# torch's CPU wheel: on the project's machines pip finds it on disk; elsewhere name PyTorch's CPU index,
+# e.g. make test TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" (PyPI's is CUDA).
+TORCH  ?= torch==2.13.0
 
 .PHONY: book test bench venv clean student
 
@@ -13,7 +16,7 @@ venv: $(STAMP)
 # torch first: the CPU wheel of 2.13.0 is on these machines; a range would pull CUDA builds.
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -c constraints.txt -e ".[book,test,llm]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)

@@ -61,3 +61,23 @@ def test_publish_workflow_builds_with_make_book_and_deploys_the_html():
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
     assert upload and upload[0]["with"]["path"] == "_build/html"
     assert workflow["permissions"]["pages"] == "write" and workflow["permissions"]["id-token"] == "write"
+
+
+def test_one_repository_address_everywhere():
+    """_config.yml sets the address once; the Colab button uses it, and the Colab cell of every chapter
+    (and of the new-chapter template), CITATION.cff and the README spell the same one."""
+    import re
+
+    import yaml
+
+    url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
+    spelled = {  # file -> the address it gives for the book's own repository
+        "CITATION.cff": r'repository-code: "([^"]+)"',
+        "README.md": r"The source lives at\s+(\S+?)\s",
+    }
+    for name, pattern in spelled.items():
+        assert re.findall(pattern, (REPO_ROOT / name).read_text()) == [url], name
+    colab = r'"clone", "--depth", "1", "([^"]+)"'  # the Colab cell that installs the book
+    for f in [REPO_ROOT / "kdlib" / "templates" / "chapter.md", *sorted((REPO_ROOT / "notebooks").glob("*.md"))]:
+        assert re.findall(colab, f.read_text()) == [url], f"{f.relative_to(REPO_ROOT)}: its Colab cell"
