@@ -125,6 +125,8 @@ def test_current_chapter_is_skipped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.delenv("KDLIB_RESULTS_DIR")
     monkeypatch.setattr(run, "is_current", lambda key, profile, digest: True)
+    monkeypatch.setattr(run, "prose_is_current", lambda key: True)
+    monkeypatch.setattr(run, "refresh_prose", lambda key: calls.append(("refresh", key)))
     monkeypatch.setattr(run, "execute", lambda *a: calls.append(a))
     monkeypatch.setattr("kdlib.scoreboard.write_scoreboard", lambda **kw: None)
     assert run.run([KEY], "cpu", {}) == 0
