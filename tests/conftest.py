@@ -78,3 +78,29 @@ def one_train_per_seed(seeds, make_student, method, data_for_seed, teacher, **re
                                progress=False, **recipe))
         students.append(student)
     return students, histories
+
+
+def _book_state():
+    import subprocess
+
+    from kdlib.repro import REPO_ROOT
+
+    proc = subprocess.run(["git", "status", "--porcelain", "--", "book", "notebooks", "params"], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config._kdlib_book_state = _book_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test may change the book, the chapter sources or the parameter files (experiments never
+    overwrite the book): the suite fails if `git status` of those folders changed while it ran."""
+    if hasattr(session.config, "workerinput"):  # xdist workers: the controller checks once
+        return
+    before, after = getattr(session.config, "_kdlib_book_state", None), _book_state()
+    if before is not None and after is not None and after != before:
+        changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+        print(f"\nthe test suite changed tracked book files: {changed}")
+        session.exitstatus = 1
