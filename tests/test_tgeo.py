@@ -93,6 +93,20 @@ def test_symmetric_noise_rate_and_always_another_class():
         symmetric_noise(y, 1.0, 10, seed=0)
 
 
+def test_controller_is_the_official_leaky_relu_mlp():
+    ctrl = Controller(90)
+    acts = [m for m in ctrl.net if not isinstance(m, torch.nn.Linear)]
+    assert [type(m) for m in acts] == [torch.nn.LeakyReLU, torch.nn.LeakyReLU]  # official network.py
+    assert all(m.negative_slope == 0.01 for m in acts)  # nn.LeakyReLU()'s default, as there
+    assert [m.out_features for m in ctrl.net if isinstance(m, torch.nn.Linear)] == [32, 16, 1]
+    # a negative pre-activation still passes a gradient (a ReLU would block it)
+    x = torch.full((1, 90), -1.0)
+    with torch.no_grad():
+        ctrl.net[0].weight.fill_(0.01)
+        ctrl.net[0].bias.zero_()
+    assert torch.autograd.grad(ctrl(x).sum(), ctrl.net[0].weight)[0].abs().sum() > 0
+
+
 def _setup():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()

@@ -95,15 +95,18 @@ def wls_alpha(student_logits, teacher_logits, target):
 
 
 class Controller(nn.Module):
-    """alpha_i = sigmoid(MLP(s_i)): the official `Controller`, 9C-32-16-1, ReLU, sigmoid output.
-    The last bias starts at logit(alpha_init), so training starts from a constant ratio."""
+    """alpha_i = sigmoid(MLP(s_i)): the official `Controller` (`src/network.py`), 9C-32-16-1,
+    LeakyReLU with PyTorch's default negative slope 0.01 (the official `nn.LeakyReLU()`), sigmoid
+    output. The last bias starts at logit(alpha_init), so training starts from a constant ratio."""
+
+    negative_slope = 0.01  # nn.LeakyReLU()'s default, as in the official network.py
 
     def __init__(self, in_dim, hidden=(32, 16), alpha_init=0.5):
         super().__init__()
         dims = [in_dim, *hidden, 1]
         layers = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
+            layers += [nn.Linear(a, b), nn.LeakyReLU(self.negative_slope)]
         self.net = nn.Sequential(*layers[:-1])
         with torch.no_grad():
             self.net[-1].weight.mul_(0.1)
