@@ -152,7 +152,7 @@ def test_paper_profile_runs_end_to_end_at_smoke_size():
     from kdlib.repro import REPO_ROOT
 
     assert "dataset" not in run.profile_file("selfdistill_krr", "paper")
-    overrides = ["n_train=200", "pilot_seeds=2", "min_seeds=2", "seeds=2", "steps=3", "curve_steps=[10]",
+    overrides = ["n_train=200", "pilot_seeds=4", "min_seeds=2", "seeds=2", "steps=3", "curve_steps=[10]",
                  "device=cpu"]
     proc = subprocess.run([sys.executable, "-m", "kdlib", "run", "selfdistill_krr", "--profile", "paper", "--force",
                            *[a for o in overrides for a in ("-p", o)]],

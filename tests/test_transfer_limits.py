@@ -247,7 +247,7 @@ def test_paper_profile_runs_at_smoke_size(tmp_path):
     from kdlib.repro import REPO_ROOT
 
     proc = subprocess.run([sys.executable, "-m", "kdlib", "run", "transfer_limits", "--profile", "paper", "--force",
-                           *[x for o in ("repeats=2", "pilot_seeds=2", "min_seeds=2", "seeds=2") for x in ("-p", o)]],
+                           *[x for o in ("repeats=2", "pilot_seeds=4", "min_seeds=2", "seeds=2") for x in ("-p", o)]],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=900,
                           env={**__import__("os").environ, "KDLIB_RESULTS_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-3000:]
