@@ -1,5 +1,6 @@
-"""DisWOT: relation / semantic distances (zero at equality, scale invariance, brute force), the closed-form
-fc gradient against autograd, NASWOT on hand-made activation codes, FLOPs of known models, the search space."""
+"""DisWOT: relation / semantic distances (zero at equality, scale invariance, brute force against the official
+README's formulas), the K×K variant, the closed-form fc gradient against autograd, NASWOT on hand-made
+activation codes, FLOPs of known models, the search space."""
 
 import math
 
@@ -7,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.experiments.diswot import (_features_and_fc_grad, build_candidate, count_flops, count_params, diswot_score,
-                                  naswot_kernel, naswot_score, relation_distance, search_space, semantic_distance)
+from kdlib.experiments.diswot import (_features_and_fc_grad, build_candidate, class_similarity_distance, count_flops,
+                                      count_params, diswot_score, naswot_kernel, naswot_score, relation_distance,
+                                      search_space, semantic_distance)
 from kdlib.models import CNN1D, MLP
 
 
@@ -50,7 +52,7 @@ def test_golden_values_on_seeded_tensors():
     assert relation_distance(t, s).item() == pytest.approx(0.0250106, rel=1e-4)
     g = torch.Generator().manual_seed(1)
     gt, gs = torch.randn(10, 125, generator=g), torch.randn(10, 16, generator=g)
-    assert semantic_distance(gt, gs).item() == pytest.approx(0.0469166, rel=1e-4)
+    assert class_similarity_distance(gt, gs).item() == pytest.approx(0.0469166, rel=1e-4)
 
 
 def test_relation_distance_rejects_mismatched_batches():
@@ -59,14 +61,61 @@ def test_relation_distance_rejects_mismatched_batches():
         relation_distance(t, s[:5])
 
 
-def test_semantic_distance_zero_at_equality_and_any_widths():
+def test_class_similarity_distance_zero_at_equality_and_any_widths():
+    g = torch.Generator().manual_seed(1)
+    gt, gs = torch.randn(10, 125, generator=g), torch.randn(10, 16, generator=g)
+    assert class_similarity_distance(gt, gt).item() == pytest.approx(0.0, abs=1e-12)
+    assert class_similarity_distance(gt, gs).item() > 1e-3
+    assert class_similarity_distance(2 * gt, gs).item() == pytest.approx(class_similarity_distance(gt, gs).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="gradients"):
+        class_similarity_distance(gt, gs[:9])
+
+
+def _readme_channel_similarity(f_t, f_s):
+    """The official README's channel_similarity, by loops: per row k (class), the C×C matrix
+    g_k g_kᵀ with each row divided by its L2 norm; squared differences summed, / (C·K)."""
+    k, c = f_s.shape
+    total = 0.0
+    for r in range(k):
+        mats = []
+        for f in (f_t, f_s):
+            m = [[float(f[r, i] * f[r, j]) for j in range(c)] for i in range(c)]
+            mats.append([[v / max(math.sqrt(sum(w * w for w in row)), 1e-12) for v in row] for row in m])
+        total += sum((mats[0][i][j] - mats[1][i][j]) ** 2 for i in range(c) for j in range(c))
+    return total / (c * k)
+
+
+def test_semantic_distance_is_the_readmes_channel_similarity_at_equal_widths():
+    g = torch.Generator().manual_seed(2)
+    gt, gs = torch.randn(10, 12, generator=g), torch.randn(10, 12, generator=g)
+    assert semantic_distance(gt, gs).item() == pytest.approx(_readme_channel_similarity(gt, gs), rel=1e-5)
+    # per class, norm(g gᵀ)[i, j] = sign(g_i) g_j / |g|: the distance is 2 − 2 (sign·sign)(ĝ_t·ĝ_s) / C per class, / K
+    per_class = [2 * 12 - 2 * float((gt[r].sign() @ gs[r].sign()) * (F.normalize(gt[r], dim=0) @ F.normalize(gs[r], dim=0)))
+                 for r in range(10)]
+    assert semantic_distance(gt, gs).item() == pytest.approx(sum(per_class) / (12 * 10), rel=1e-5)
+
+
+def test_semantic_distance_zero_at_equality_scale_free_and_pools_the_wider_gradient():
     g = torch.Generator().manual_seed(1)
     gt, gs = torch.randn(10, 125, generator=g), torch.randn(10, 16, generator=g)
     assert semantic_distance(gt, gt).item() == pytest.approx(0.0, abs=1e-12)
     assert semantic_distance(gt, gs).item() > 1e-3
     assert semantic_distance(2 * gt, gs).item() == pytest.approx(semantic_distance(gt, gs).item(), rel=1e-5)
+    assert semantic_distance(gt, 0.1 * gs).item() == pytest.approx(semantic_distance(gt, gs).item(), rel=1e-5)
+    # unequal widths: the wider side is averaged over consecutive channels to the narrower width
+    wide = torch.randn(10, 48, generator=g)
+    pooled = wide.reshape(10, 16, 3).mean(-1)
+    assert semantic_distance(wide, gs).item() == pytest.approx(_readme_channel_similarity(pooled, gs), rel=1e-5)
+    assert semantic_distance(gs, wide).item() == pytest.approx(semantic_distance(wide, gs).item(), rel=1e-6)
+    assert semantic_distance(gt, gs).item() == pytest.approx(1.9042724, rel=1e-4)  # golden value (regression)
     with pytest.raises(ValueError, match="gradients"):
         semantic_distance(gt, gs[:9])
+
+
+def test_the_kxk_variant_is_not_the_official_term():
+    g = torch.Generator().manual_seed(3)
+    gt, gs = torch.randn(10, 16, generator=g), torch.randn(10, 16, generator=g)
+    assert semantic_distance(gt, gs).item() != pytest.approx(class_similarity_distance(gt, gs).item(), rel=1e-2)
 
 
 def test_closed_form_fc_gradient_matches_autograd():
@@ -86,7 +135,8 @@ def test_diswot_score_is_minus_the_sum_and_leaves_the_models_alone():
     x, y = torch.randn(30, 40), torch.randint(0, 10, (30,))
     d = diswot_score(teacher, student, x, y)
     assert d["score"] == pytest.approx(-(d["relation"] + d["semantic"]))
-    assert d["relation"] >= 0 and d["semantic"] >= 0
+    assert d["score_kxk"] == pytest.approx(-(d["relation"] + d["semantic_kxk"]))
+    assert d["relation"] >= 0 and d["semantic"] >= 0 and d["semantic_kxk"] >= 0
     assert all(p.grad is None for p in student.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, student.parameters()))
     same = diswot_score(teacher, teacher, x, y)

@@ -3,7 +3,8 @@
 Training-free scores of a candidate student, computed at its initialisation on one batch:
 
 * `diswot_score`: −(relation distance + semantic distance) between the teacher and the student
-  (the official README's `batch_similarity` and `channel_similarity`, see below);
+  (the official README's `batch_similarity` and `channel_similarity`, see below), and the book's
+  earlier K×K variant of the semantic term (`class_similarity_distance`) as an extra;
 * `naswot_score`: the log-determinant of the binary activation-code kernel (Mellor et al., ICML 2021);
 * `count_flops` / `count_params`: multiply-adds of the Linear/Conv layers, and parameters.
 
@@ -40,17 +41,41 @@ def relation_distance(f_t: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
 
 
 def semantic_distance(grad_t: torch.Tensor, grad_s: torch.Tensor) -> torch.Tensor:
-    """Semantic distance of DisWOT on the classifiers' weight gradients (Grad-CAM-like class maps).
+    """Semantic distance of DisWOT, the official README's `channel_similarity` on the fc-weight gradients.
 
     grad_t: (K, C_t), grad_s: (K, C_s): the gradient of the batch's cross-entropy w.r.t. each
-    model's fc weight (one row per class). The README's `channel_similarity` compares C×C
-    channel matrices, which needs C_t = C_s (its ResNet teachers and students end in the same
-    width); ours differ (125 vs 8–128), so the rows are compared through their K×K class
-    similarity instead: row-normalised G = g gᵀ, distance ‖norm(G_t) − norm(G_s)‖²_F / K²
-    (a scalar ≥ 0, 0 at equality, unchanged by scaling either gradient).
+    model's fc weight (one row g_k per class k). Per class, the C×C channel matrix g_k g_kᵀ is
+    L2-normalised row by row (`F.normalize(·, dim=2)`), and the distance is the squared Frobenius
+    norm of the teacher's minus the student's matrices summed over classes, / (C·K) (the README's
+    `/ (ch * bsz)` with bsz = K rows). A scalar ≥ 0, 0 at equality, unchanged by scaling either gradient.
+
+    Widths: the official code needs C_t = C_s (its ResNet pairs end in the same width). When they
+    differ, the wider gradient is first brought to the narrower width C by averaging consecutive
+    channels (`adaptive_avg_pool1d`); at equal widths this is the README's formula exactly.
     """
     if grad_t.dim() != 2 or grad_s.dim() != 2 or grad_t.shape[0] != grad_s.shape[0]:
         raise ValueError(f"semantic_distance: expected (K, C_t) and (K, C_s) gradients, got "
+                         f"{tuple(grad_t.shape)} and {tuple(grad_s.shape)}")
+    k, c = grad_s.shape[0], min(grad_t.shape[1], grad_s.shape[1])
+    mats = []
+    for g in (grad_t, grad_s):
+        if g.shape[1] != c:  # (K, C_wide) -> (K, C): means of consecutive channels
+            g = F.adaptive_avg_pool1d(g.unsqueeze(1), c).squeeze(1)
+        g = g.reshape(k, c, 1)
+        mats.append(F.normalize(torch.bmm(g, g.permute(0, 2, 1)), dim=2))  # (K, C, C)
+    return ((mats[0] - mats[1]) ** 2).sum() / (c * k)
+
+
+def class_similarity_distance(grad_t: torch.Tensor, grad_s: torch.Tensor) -> torch.Tensor:
+    """The book's earlier K×K variant of the semantic term (kept as a descriptive extra, not DisWOT's).
+
+    grad_t: (K, C_t), grad_s: (K, C_s), any widths: the rows are compared through their K×K class
+    similarity, row-normalised G = g gᵀ, distance ‖norm(G_t) − norm(G_s)‖²_F / K² (≥ 0, 0 at
+    equality, unchanged by scaling either gradient). It ranks students unlike the official C×C
+    term, so it is no stand-in for it.
+    """
+    if grad_t.dim() != 2 or grad_s.dim() != 2 or grad_t.shape[0] != grad_s.shape[0]:
+        raise ValueError(f"class_similarity_distance: expected (K, C_t) and (K, C_s) gradients, got "
                          f"{tuple(grad_t.shape)} and {tuple(grad_s.shape)}")
     return relation_distance(grad_t, grad_s)
 
@@ -79,13 +104,16 @@ def diswot_score(teacher: nn.Module, student: nn.Module, x: torch.Tensor, y: tor
 
     score = −(relation_distance(f_t, f_s) + semantic_distance(∇W_t, ∇W_s)), with f the hooked
     pre-classifier features and ∇W the CE gradient of the fc weight (both models need `.fc`).
-    Returns floats {"relation", "semantic", "score"}. Neither model's parameters or .grad change.
+    Returns floats {"relation", "semantic", "score"} and the K×K variant {"semantic_kxk",
+    "score_kxk"} (`class_similarity_distance`). Neither model's parameters or .grad change.
     """
     f_t, g_t = _features_and_fc_grad(teacher, x, y, teacher_layer)
     f_s, g_s = _features_and_fc_grad(student, x, y, student_layer)
     with torch.no_grad():
         rel, sem = relation_distance(f_t, f_s).item(), semantic_distance(g_t, g_s).item()
-    return {"relation": rel, "semantic": sem, "score": -(rel + sem)}
+        sem_kxk = class_similarity_distance(g_t, g_s).item()
+    return {"relation": rel, "semantic": sem, "score": -(rel + sem),
+            "semantic_kxk": sem_kxk, "score_kxk": -(rel + sem_kxk)}
 
 
 def naswot_kernel(codes) -> torch.Tensor:
