@@ -101,3 +101,14 @@ def test_oracle_pool_is_the_oracle(world):
     tracker = th.Tracker(oracle, None, {"pool": (p["tokens"], p["mask"])}, every=1)
     assert set(tracker.record(build_lm(vocab_size=oracle.vocab_size, max_len=13, seed=0, **ARCH), 0)) == {
         "step", "pool_golden"}
+
+
+def test_late_change_is_the_window_difference():
+    steps, curve = [0, 50, 100, 150, 200], [1.0, 0.9, 0.95, 1.0, 1.2]
+    assert th.late_change(curve, steps, 100) == pytest.approx(0.25)  # rose over the second half
+    assert th.late_change(curve, steps, 200) == 0.0
+    assert th.late_change([2.0, 1.5, 1.0], [0, 1, 2], 1) == pytest.approx(-0.5)  # a falling proxy: < 0
+    with pytest.raises(ValueError):
+        th.late_change(curve, steps, 75)  # not a recorded step
+    with pytest.raises(ValueError):
+        th.late_change(curve, steps[:-1], 100)

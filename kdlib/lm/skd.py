@@ -1,13 +1,19 @@
 """Speculative KD (Xu et al., ICLR 2025): interleaved student/teacher sampling, then token-level KD.
 
-SKD's sampler (``google-research/speculative_kd``) is assisted decoding: the student drafts a
-block of tokens, the teacher scores them in one pass, the first draft token outside the teacher's
-top-K is replaced by a teacher sample and the rest of the draft is thrown away. Because a
-rejected draft is re-drafted from the corrected prefix, the block is only a speed trick: the
-sequences have the distribution of **per-token interleaving**, which is what this module does:
+The paper's rule, per token, which is what this module does (**per-token interleaving**):
 
     y_i = proposal ~ q_S(. | y_<i, x)      if proposal is in TopK(p_T(. | y_<i, x))
           ~ p_T(. | y_<i, x)               otherwise
+
+so P(y_i = y) = q_S(y) 1[y in TopK] + (1 - q_S(TopK)) p_T(y).
+
+The released sampler (google-research ``speculative_kd/transformers/utils.py``,
+``_speculative_kd_sampling``) is assisted decoding: the student drafts a block of tokens, the
+teacher scores them in one pass, and a rejected draft is re-drafted from the corrected prefix, so
+the blocks alone would only be a speed trick. But it tests a *fresh* student draw against the
+top-K and keeps the *drafted* token, so its law is q_S(TopK) q_S(y) + (1 - q_S(TopK)) p_T(y); and
+its teacher is warped by the generation settings (temperature 0.2, top-p 0.5 in
+``config/kd_train.yaml``). The book keeps the paper's rule (the chapter's Deviations).
 
 Both models keep a KV cache (``past_key_values``, as ``kdlib.lm.sampling.sample`` does for one
 model): per new token each model runs on one position.

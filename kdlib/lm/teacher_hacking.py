@@ -28,7 +28,8 @@ from kdlib.lm.metrics import golden_token_kl, proxy_token_kl
 from kdlib.lm.sampling import sample
 from kdlib.lm.tokens import lm_logits, response_mask
 
-__all__ = ["teacher_pool", "oracle_pool", "OfflineData", "OnlineData", "Tracker", "hacking_gap", "proxy_drop_after_min"]
+__all__ = ["teacher_pool", "oracle_pool", "OfflineData", "OnlineData", "Tracker", "hacking_gap", "proxy_drop_after_min",
+           "late_change"]
 
 
 @torch.no_grad()
@@ -175,3 +176,18 @@ def proxy_drop_after_min(golden_curve, proxy_curve):
     if golden.shape != proxy.shape or golden.ndim != 1 or len(golden) == 0:
         raise ValueError("proxy_drop_after_min: the two curves must be non-empty, 1-D and of equal length")
     return float(proxy[int(golden.argmin())] - proxy[-1])
+
+
+def late_change(curve, steps, from_step):
+    """curve at the end - curve at ``from_step``: the change over a fixed late window of training.
+
+    curve, steps: equal-length 1-D sequences (a Tracker curve and its steps); from_step must be one of
+    the recorded steps. > 0 when the curve rose over the window (a golden rise), < 0 when it fell.
+    """
+    curve, steps = np.asarray(curve, dtype=float), np.asarray(steps)
+    if curve.shape != steps.shape or curve.ndim != 1 or len(curve) == 0:
+        raise ValueError("late_change: curve and steps must be non-empty, 1-D and of equal length")
+    hit = np.flatnonzero(steps == from_step)
+    if len(hit) != 1:
+        raise ValueError(f"late_change: step {from_step} was not recorded once (steps: {steps.tolist()})")
+    return float(curve[-1] - curve[hit[0]])
