@@ -119,19 +119,27 @@ def test_new_families_batch_to_round_off(mnist1d, teacher, case, optimizer):
 
 @pytest.mark.parametrize("method", [RKD(), RKD(kd_weight=0.5, ce_weight=0.5), RKD(dist_weight=0.0)],
                          ids=["ce-d-a", "kd-ce-d-a", "ce-a"])
-def test_rkd_on_mlps_batches_bit_for_bit(mnist1d, teacher, method):
-    """The stacked MLP is bit-identical, each seed's relation terms are its one-seed functions on its own
-    slice, and the frozen CNN1D teacher's cached outputs are the ones it gives per batch: so the seeds
-    of an RKD recipe on MLPs equal one `train` per seed exactly (at one thread)."""
+def test_rkd_on_mlps_batches_to_round_off(mnist1d, teacher, method):
+    """The stacked MLP computes each seed's layers on its own slice, each seed's relation terms are its
+    one-seed functions on its own slice, and the frozen CNN1D teacher's cached outputs are the ones it
+    gives per batch: so the seeds of an RKD recipe on MLPs equal one `train` per seed. Bit for bit on
+    the Xeon this was written on; on an AMD EPYC the KD + CE + RKD mix differs in the last float32 bit
+    after two epochs (4.5e-8), so the test asks for float32 round-off and the same predictions."""
     make_student = STUDENTS["mlp"]
     recipe = dict(epochs=2, batch_size=64, optimizer="adam", lr=1e-2)
     students, histories = train_seeds(make_student, method, _subset(mnist1d), SEEDS, teacher=teacher,
                                       progress=False, **recipe)
     ref_students, ref_histories = _reference(make_student, method, _subset(mnist1d), teacher, **recipe)
+    x = mnist1d["test"][0][:500]
     for a, b in zip(students, ref_students):
         for (name, p), q in zip(a.named_parameters(), b.parameters()):
-            assert torch.equal(p, q), f"{name} differs by {(p - q).abs().max():.3g}"
-    assert histories == ref_histories
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+        with torch.no_grad():
+            assert torch.equal(a(x).argmax(-1), b(x).argmax(-1))
+    for ha, hb in zip(histories, ref_histories):
+        assert ha.keys() == hb.keys()
+        for name in ha:
+            assert ha[name] == pytest.approx(hb[name], rel=1e-5, abs=1e-7), name
 
 
 def test_rkd_terms_from_outputs_is_its_forward_and_per_seed_on_stacks(mnist1d, teacher):
