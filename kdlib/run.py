@@ -311,6 +311,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     notebook, results_file = destinations(key, profile, params, book)
     _check_writable(notebook.parent, results_file.parent, Path(os.environ.get("KDLIB_CACHE") or ROOT))
     scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_scratch_dir()))
+    sockets = _socket_dir()
     source, out, res_tmp = scratch / f"{key}.ipynb", scratch / f"{key}.out.ipynb", scratch / "results.json"
     nbformat.write(read_notebook(notebook_path(key)), source)
     env = {"KDLIB_RESULTS_PATH": str(res_tmp)}  # the kernel writes its science there
@@ -323,7 +324,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
     try:
         pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT),
                             progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False,
-                            kernel_manager_class=_ipc_kernel_manager(scratch))
+                            kernel_manager_class=_ipc_kernel_manager(sockets))
     except pm.PapermillExecutionError as err:
         failed = chapters.runs_root() / key / f"{profile}.failed.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -339,6 +340,7 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         source.unlink(missing_ok=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     try:
         if not res_tmp.exists():
             raise RunError(f"{key} ({profile}) ran but wrote no results file (does it call results.save?)")
@@ -354,8 +356,9 @@ def execute(key: str, profile: str, params: dict, digest: str, book: bool) -> tu
 
 
 def _ipc_kernel_manager(folder: Path):
-    """A kernel manager whose kernel talks over Unix sockets in `folder` (the run's scratch folder),
-    not TCP: private to this user, and the kernel prints no "running over TCP without encryption"."""
+    """A kernel manager whose kernel talks over Unix sockets in `folder`, not TCP: private to this user,
+    and the kernel prints no "running over TCP without encryption". A socket path must fit in 107
+    bytes, so `folder` should be short (`_socket_dir`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -364,6 +367,12 @@ def _ipc_kernel_manager(folder: Path):
             self.transport, self.ip = "ipc", str(folder / "kernel")
 
     return IPCKernelManager
+
+
+def _socket_dir() -> Path:
+    """A short private folder for the kernel's sockets (/tmp/kdlib-XXXXXXXX), removed after the run."""
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    return Path(tempfile.mkdtemp(prefix="kdlib-", dir=base))
 
 
 def hide_injected_parameters(nb: dict) -> None:
