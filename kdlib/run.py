@@ -163,9 +163,6 @@ def kdlib_source_hash(notebook: Path) -> str:
     return digest.hexdigest()
 
 
-WORLDS = "worlds"  # decides the shared worlds' checks (kdlib.scoreboard writes the notes chapters include)
-
-
 def input_hash(key: str, params: dict) -> str:
     """What a run's results depend on: the chapter's code cells (not its prose), the parameters, and
     the kdlib files it imports. A prose-only edit is applied without re-running (`refresh_prose`)."""
@@ -406,12 +403,6 @@ def toc_keys() -> list[str]:
 def run(keys, profile: str, overrides: dict, force: bool = False, jobs: int = 1, scoreboard: bool = True) -> int:
     """Run chapters (validated first, all of them); with jobs > 1, that many at once, each in its
     own `kdlib run KEY` process (one torch thread each: two chapters use the two cores)."""
-    keys = list(keys)
-    if WORLDS in keys and len(keys) > 1 and profile == BOOK_PROFILE:  # the worlds first: the book shows their checks
-        for key in keys:
-            resolve_parameters(key, profile, overrides)  # refuse bad values before running anything
-        run([WORLDS], profile, overrides, force=force, jobs=1, scoreboard=False)
-        keys.remove(WORLDS)
     plans = []
     for key in keys:  # validate everything before running anything
         if not notebook_path(key).exists():
